@@ -1,0 +1,163 @@
+"""A small, dependency-free client for ComfyUI's HTTP API, with a bound on every wait.
+
+ComfyUI protocol: POST ``/prompt`` with ``{"prompt": <API-format graph>, "client_id": ...}``
+returns ``{"prompt_id": ...}`` or, when validation fails, HTTP 400 with ``error`` and
+``node_errors``; ``GET /history/<id>`` holds the result once the prompt finished; ``GET /view``
+serves output files; ``GET /object_info`` describes every node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class ComfyAPIError(RuntimeError):
+    """The server answered, but not with success (or stopped answering)."""
+
+
+class PromptRejected(ComfyAPIError):
+    """``/prompt`` refused the graph; ``node_errors`` says which node and input."""
+
+    def __init__(self, message: str, error: dict, node_errors: dict):
+        super().__init__(message)
+        self.error = error
+        self.node_errors = node_errors
+
+
+class PromptFailed(ComfyAPIError):
+    """The graph was accepted but a node raised while running."""
+
+    def __init__(self, message: str, history: dict):
+        super().__init__(message)
+        self.history = history
+
+
+def _format_node_errors(node_errors: dict) -> str:
+    lines = []
+    for node_id, info in sorted(node_errors.items()):
+        for err in info.get("errors", []):
+            detail = err.get("details") or err.get("message", "")
+            lines.append(f"  node {node_id} ({info.get('class_type', '?')}): {err.get('message', '')}: {detail}")
+    return "\n".join(lines)
+
+
+@dataclass
+class ComfyClient:
+    """Talk to one ComfyUI server. ``timeout`` bounds each HTTP request, in seconds."""
+
+    url: str
+    timeout: float = 30.0
+    client_id: str = ""
+
+    def __post_init__(self) -> None:
+        parsed = urllib.parse.urlparse(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"server={self.url!r} is not an http(s) URL; use e.g. http://127.0.0.1:8188")
+        self.url = self.url.rstrip("/")
+        self.client_id = self.client_id or uuid.uuid4().hex
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _request(self, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        method = "POST" if data is not None else "GET"
+        req = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 - scheme checked
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:  # noqa: S310 - http(s) checked
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+            except json.JSONDecodeError:
+                payload = {"error": {"message": raw.decode(errors="replace")[:500]}}
+            if path == "/prompt":
+                error = (
+                    payload.get("error", {})
+                    if isinstance(payload.get("error"), dict)
+                    else {"message": payload.get("error")}
+                )
+                node_errors = payload.get("node_errors", {}) or {}
+                msg = f"ComfyUI refused the graph: {error.get('message', '')} {error.get('details', '')}"
+                msg = msg.strip()
+                if node_errors:
+                    msg += "\n" + _format_node_errors(node_errors)
+                raise PromptRejected(msg, error, node_errors) from None
+            raise ComfyAPIError(f"{self.url}{path}: HTTP {exc.code}: {payload}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            raise ComfyAPIError(f"ComfyUI at {self.url} did not answer {path}: {exc}") from None
+        return json.loads(raw) if raw else None
+
+    # -- API ------------------------------------------------------------------------------------
+    def object_info(self) -> dict:
+        return self._request("/object_info", timeout=max(self.timeout, 60.0))
+
+    def queue_prompt(self, graph: dict, extra_data: dict | None = None) -> str:
+        body = {"prompt": graph, "client_id": self.client_id}
+        if extra_data:
+            body["extra_data"] = extra_data
+        reply = self._request("/prompt", body)
+        return reply["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict | None:
+        reply = self._request(f"/history/{urllib.parse.quote(prompt_id)}")
+        return (reply or {}).get(prompt_id)
+
+    def wait(self, prompt_id: str, timeout: float = 600.0, poll: float = 0.25) -> dict:
+        """Poll ``/history`` until the prompt finishes; at most ``timeout`` seconds in all.
+
+        Raises:
+            PromptFailed: a node raised (the message carries its type and text).
+            ComfyAPIError: the server stopped answering or the time ran out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.history(prompt_id)
+            if entry is not None:
+                status = entry.get("status", {})
+                if status.get("status_str") == "error" or status.get("completed") is False:
+                    raise PromptFailed(self._error_text(prompt_id, status), entry)
+                return entry
+            if time.monotonic() >= deadline:
+                raise ComfyAPIError(f"prompt {prompt_id} did not finish within {timeout:.0f} s at {self.url}")
+            time.sleep(poll)
+
+    @staticmethod
+    def _error_text(prompt_id: str, status: dict) -> str:
+        for event, data in status.get("messages", []):
+            if event == "execution_error":
+                return (
+                    f"prompt {prompt_id} failed in node {data.get('node_id')} ({data.get('node_type')}): "
+                    f"{data.get('exception_type')}: {data.get('exception_message')}"
+                )
+            if event == "execution_interrupted":
+                node = f"{data.get('node_id')} ({data.get('node_type')})"
+                return f"prompt {prompt_id} was interrupted in node {node}"
+        return f"prompt {prompt_id} did not complete: {status}"
+
+    def run(self, graph: dict, timeout: float = 600.0) -> dict:
+        """Queue ``graph`` and wait for its history entry."""
+        return self.wait(self.queue_prompt(graph), timeout=timeout)
+
+    def view(self, filename: str, subfolder: str = "", folder_type: str = "output") -> bytes:
+        query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": folder_type})
+        req = urllib.request.Request(f"{self.url}/view?{query}")  # noqa: S310 - scheme checked
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) checked
+                return resp.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            raise ComfyAPIError(f"could not fetch {filename!r} from {self.url}: {exc}") from None
+
+    def interrupt(self) -> None:
+        self._request("/interrupt", {})

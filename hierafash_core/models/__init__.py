@@ -1,0 +1,1 @@
+"""Model layouts, key conversions and the seeded test checkpoint."""
