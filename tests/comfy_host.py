@@ -9,6 +9,7 @@ extra nodes and the custom nodes of the base directory (this pack, linked) are l
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import uuid
 from pathlib import Path
@@ -55,10 +56,11 @@ class InProcessComfy:
         args.cpu = True
         args.base_directory = str(self.base_dir)
         args.disable_api_nodes = True
-        import execution
-        import utils.extra_config  # noqa: F401  (ComfyUI's utils, before nodes shadows it)
-
-        import nodes
+        # Order matters and is not alphabetical: ComfyUI's utils package must be imported before
+        # nodes/execution, which put comfy/ first on sys.path (where utils.py is another module).
+        importlib.import_module("utils.extra_config")
+        execution = importlib.import_module("execution")
+        nodes = importlib.import_module("nodes")
 
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         self.nodes, self.execution = nodes, execution
