@@ -9,7 +9,7 @@ Python API:
 
 from .concepts import Look, sample_fields, sample_look
 from .labels import DRAWN_AS, PARSE_LABELS, distinct_values, drawn_as
-from .pose_bank import POSE_BANK, draw_pose, openpose_json, split_poses
+from .pose_bank import POSE_BANK, draw_pose, keypoints_from_openpose, openpose_json, split_poses
 from .render import Sample, render
 from .writer import SynthConfig, make_sample, write_dataset
 
@@ -23,6 +23,7 @@ __all__ = [
     "distinct_values",
     "draw_pose",
     "drawn_as",
+    "keypoints_from_openpose",
     "make_sample",
     "openpose_json",
     "render",

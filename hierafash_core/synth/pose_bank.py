@@ -320,3 +320,15 @@ def openpose_json(kp: np.ndarray, size: tuple[int, int]) -> dict:
     """The OpenPose layout that ComfyUI pose preprocessors emit (one person, image pixels)."""
     flat = [round(float(v), 2) for v in kp.reshape(-1)]
     return {"people": [{"pose_keypoints_2d": flat}], "canvas_width": int(size[0]), "canvas_height": int(size[1])}
+
+
+def keypoints_from_openpose(data: dict) -> np.ndarray:
+    """The first person of an OpenPose JSON object (the dataset's pose files) as (18, 3) keypoints."""
+    try:
+        flat = data["people"][0]["pose_keypoints_2d"]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError("pose JSON: expected {'people': [{'pose_keypoints_2d': [x, y, c, ...]}], ...}") from None
+    kp = np.asarray(flat, dtype=float)
+    if kp.size != 54:
+        raise ValueError(f"pose JSON: pose_keypoints_2d has {kp.size} numbers; OpenPose-18 needs 54 (18 x, y, c)")
+    return kp.reshape(18, 3)

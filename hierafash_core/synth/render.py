@@ -17,7 +17,7 @@ import numpy as np
 
 from .body import NECK_HW, WAIST_LEVEL, Body, chain_polygon, ellipse_polygon, perp, unit
 from .canvas import Canvas
-from .concepts import Look, check_fields
+from .concepts import Look, check_fields, sample_look
 from .details import SLEEVE_END, coat_front, collar_pieces, neckline, sleeve_pieces
 from .garment import (
     ARMPIT_LEVEL,
@@ -385,16 +385,19 @@ class _Painter:
 def render(
     fields: Mapping[str, str],
     keypoints: np.ndarray,
-    look: Look,
+    look: Look | None = None,
     size: tuple[int, int] = (128, 192),
     supersample: int = 2,
+    seed: int = 0,
 ) -> Sample:
     """Draw one design.
 
     Args:
         fields: all ten caption fields, canonical labels (``taxonomy`` field keys).
-        keypoints: (18, 3) OpenPose-18 keypoints (x, y, confidence) in output image pixels.
-        look: colours, pattern, silhouette and hair (see :func:`.concepts.sample_look`).
+        keypoints: (18, 3) OpenPose-18 keypoints (x, y, confidence) in output image pixels
+            (:func:`.pose_bank.keypoints_from_openpose` reads the JSON layout).
+        look: colours, pattern, silhouette and hair; None draws one from the concepts with ``seed``
+            (see :func:`.concepts.sample_look`).
         size: (width, height) of the output image.
         supersample: the canvas is this many times larger, for smooth edges (1 = aliased, fastest).
 
@@ -408,7 +411,12 @@ def render(
         raise ValueError(f"keypoints has shape {kp.shape}; give (18, 3) OpenPose-18 points (x, y, confidence)")
     if supersample not in (1, 2, 3, 4):
         raise ValueError(f"supersample={supersample}: use 1, 2, 3 or 4")
-    painter = _Painter(fields, kp, look, size, supersample)
+    w, h = (int(v) for v in size)
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise ValueError(f"size={size}: give (width, height), each 16..4096 pixels")
+    if look is None:
+        look = sample_look(fields, np.random.default_rng(seed))
+    painter = _Painter(fields, kp, look, (w, h), supersample)
     painter.paint()
     image, parse = painter.canvas.render(supersample, painter.pattern_mask(), look.pattern_colour)
     return Sample(image, parse, kp, dict(fields), look)
