@@ -265,6 +265,36 @@ def test_every_drawn_value_is_visibly_distinct_and_changes_only_its_region(attr,
         assert inside >= 0.97, (attr, a, b, inside)
 
 
+# -- concepts set distributions ---------------------------------------------------------------------------
+def test_concepts_move_the_palette_silhouette_and_attributes():
+    from collections import Counter
+
+    from hierafash_core.synth import sample_fields, sample_look
+
+    def looks(**concepts):
+        out = []
+        for i in range(300):
+            rng = np.random.default_rng([11, i])
+            fields = {**sample_fields(rng), **concepts}
+            out.append(sample_look(fields, rng))
+        return out
+
+    wedding = Counter(lk.palette for lk in looks(occasion="Wedding", style="Casual"))
+    assert wedding.most_common(1)[0][0] == "white" and wedding["white"] > 120
+    curve = Counter(lk.silhouette for lk in looks(feeling="Sense of Curve", effect="Highlight Hips"))
+    assert curve["fitted"] > 200
+    coats = Counter()
+    dresses = Counter()
+    for i in range(1500):
+        f = sample_fields(np.random.default_rng([12, i]))
+        (coats if f["category"] == "Coat" else dresses)[f["sleeve_length"]] += 1
+    assert coats["Long Sleeve"] / sum(coats.values()) > 0.5 > dresses["Long Sleeve"] / sum(dresses.values())
+    # the sleeveless caption never names a sleeve shape there is nothing to show of
+    for i in range(300):
+        f = sample_fields(np.random.default_rng([13, i]))
+        assert f["sleeve_length"] != "Sleeveless" or f["sleeve_type"] == "Regular"
+
+
 # -- dataset format --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory) -> Path:
