@@ -17,6 +17,8 @@ from hierafash_core.synth import (
     Look,
     SynthConfig,
     distinct_values,
+    keypoints_from_openpose,
+    openpose_json,
     render,
     split_poses,
     write_dataset,
@@ -344,6 +346,17 @@ def test_output_follows_the_dataset_format(small_dataset):
         assert (rec["meta"]["pose"] in test_poses) == (rec["split"] == "test")
         splits.add(rec["split"])
     assert splits == {"train", "test"}
+
+
+def test_openpose_json_round_trip_and_errors():
+    kp = place(POSES_BY_NAME["three_quarter"].keypoints, SIZE)
+    data = json.loads(json.dumps(openpose_json(kp, SIZE)))
+    np.testing.assert_allclose(keypoints_from_openpose(data), kp, atol=0.006)
+    assert kp[17, 2] == 0 and data["people"][0]["pose_keypoints_2d"][51:54] == [0.0, 0.0, 0.0]  # hidden ear
+    with pytest.raises(ValueError, match="pose_keypoints_2d has 51 numbers"):
+        keypoints_from_openpose({"people": [{"pose_keypoints_2d": [0.0] * 51}]})
+    with pytest.raises(ValueError, match="expected"):
+        keypoints_from_openpose({"people": []})
 
 
 def test_pose_bank_is_mirrored_and_jittered_inside_the_frame():

@@ -156,9 +156,6 @@ class Look:
     companion_lower: str = "trousers"  # what a blouse, sweater or coat is worn over: trousers or skirt
     raw_phase: tuple[float, ...] = ()
 
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "raw_phase"}
-
 
 def _pick(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
     keys = list(weights)

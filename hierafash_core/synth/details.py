@@ -206,5 +206,5 @@ def coat_front(body: Body, collar: str, lam_end: float) -> tuple[list[np.ndarray
     y0 = max(y for _, y in NECKLINES[collar])
     top = body.local(0.0, y0)
     bottom = body.level_point(lam_end)
-    buttons = [lerp(top, body.level_point(1.0), t) for t in (0.15, 0.45, 0.75) if y0 < 0.8]
+    buttons = [lerp(top, body.level_point(1.0), t) for t in (0.15, 0.45, 0.75)]
     return [top, bottom], buttons

@@ -74,6 +74,7 @@ class _Painter:
         self.collar = drawn_as("collar", fields["collar"])
         self.sleeve_type = drawn_as("sleeve_type", fields["sleeve_type"])
         self.sleeve_end = SLEEVE_END[fields["sleeve_length"]]
+        self.coat_tail: int | None = None  # part id of a coat's skirt, for its centre-front line
 
     # -- helpers -----------------------------------------------------------------------------------
     def new(self, label: str, colour, pattern: bool = False, outline: bool = True) -> int:
@@ -234,7 +235,6 @@ class _Painter:
                 self.skirt(2.05, "a-line", self.garment_part("skirt", False), None)
             else:
                 self.trousers(2.97, "skinny" if cat == "Coat" else "straight", False, None)
-        self.coat_tail = None
         if cat in ("Dress", "Skirt", "Coat"):
             tail = self.garment_part("skirt", True)
             self.skirt(self.lam, look.silhouette, tail, self.hem)
