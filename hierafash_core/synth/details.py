@@ -90,9 +90,9 @@ def sleeve_pieces(body: Body, side: int, mu_end: float, kind: str) -> list[Piece
     elif kind == "Flare":
         pieces += [cap(base(0), 0.45), Piece(band(0, mu_end, lambda m: base(m) + w(0.1) * s(m) ** 1.4, 12), "sleeve")]
     elif kind == "Ruffle":
-        fl = min(0.36, 0.5 * mu_end)
+        fl = min(0.36, 0.67 * mu_end)
         pieces += [cap(base(0), 0.45), Piece(band(0, mu_end - fl * 0.5, base), "sleeve")]
-        pieces.append(Piece(_flounce(body, side, mu_end - fl, mu_end, w(0.125)), "flounce"))
+        pieces.append(Piece(_flounce(body, side, mu_end - fl, mu_end, w(0.15)), "flounce"))
     elif kind == "Layered":
         pieces += [cap(base(0), 0.45)]
         pieces.append(Piece(band(0, mu_end * 0.6, lambda m: base(m) + w(0.05) * s(m) / 0.6), "sleeve"))
@@ -134,18 +134,18 @@ def _arc(half_w: float, depth: float, n: int = 11, power: float = 1.0) -> list[t
 
 
 NECKLINES: dict[str, list[tuple[float, float]]] = {
-    "Round": _arc(0.115, 0.085),
+    "Round": _arc(0.11, 0.11),
     "U-Neck": _arc(0.13, 0.3, power=0.45),
     "V-Neck": [(-0.115, 0.0), (0.0, 0.32), (0.115, 0.0)],
     "Square": [(-0.14, 0.0), (-0.14, 0.2), (0.14, 0.2), (0.14, 0.0)],
-    "Boat Neck": _arc(0.22, 0.045),
+    "Boat Neck": _arc(0.26, 0.03),
     "Stand": _arc(0.09, 0.03, n=7),
     "T-neck": _arc(0.095, 0.03, n=7),
     "Lapel": [(-0.115, 0.0), (0.0, 0.5), (0.115, 0.0)],
     "Irregular": [(-0.115, 0.0), (0.06, 0.17), (0.2, 0.28)],
     "Swinging": _arc(0.14, 0.2),
 }
-TRIM_BAND = {"Round": 0.05, "Boat Neck": 0.045}
+TRIM_BAND = {"Round": 0.05, "Boat Neck": 0.06}
 
 
 def neckline(body: Body, collar: str) -> list[np.ndarray]:

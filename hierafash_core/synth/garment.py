@@ -129,7 +129,7 @@ def pelvis_polygon(body: Body) -> list[np.ndarray]:
 # -- hem edges ----------------------------------------------------------------------------------------
 RUFFLE_DEPTH = 0.13  # flounce height, u
 HEM_BAND = 0.045  # ordinary hem band height, u
-WIDE_BAND = {"Curled": 0.085, "Striped": 0.085, "Lace": 0.06, "Ankle-tied": 0.05}
+WIDE_BAND = {"Curled": 0.11, "Striped": 0.085, "Lace": 0.06, "Ankle-tied": 0.05}
 
 
 def edge_points(

@@ -322,7 +322,9 @@ class _Painter:
                 pid = sleeve
             elif piece.role == "cuff":
                 pid = self.new("sleeves", cuff)
-            else:  # tier, flounce: same fabric, outlined apart
+            elif piece.role == "tier":  # the lower tier a shade darker, as a second layer would be
+                pid = self.new("sleeves", shade(main, 0.82), pattern=patterned)
+            else:  # flounce: same fabric, outlined apart
                 pid = self.new("sleeves", main, pattern=patterned)
             self.canvas.polygon(piece.points, pid)
 
