@@ -234,6 +234,7 @@ def train(
         ValueError / FileNotFoundError: a bad setting, dataset, base model or checkpoint.
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
     from tqdm.auto import tqdm
@@ -241,6 +242,9 @@ def train(
     config.validate()
     if config.mixed_precision == "fp16" and (config.cpu or not torch.cuda.is_available()):
         raise ValueError("mixed_precision=fp16 needs a GPU; use bf16 (or no) on CPU")
+    # accelerate keeps one process-wide state; a second run in the same process (tests, a notebook)
+    # may ask for another precision, so the per-run part is rebuilt (the process group is kept).
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         cpu=config.cpu,
         mixed_precision=config.mixed_precision,
