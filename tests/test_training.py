@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from hierafash_core.prompt import HierarchicalPrompt
 from hierafash_core.schedule import PromptSchedule
-from hierafash_core.training import TrainConfig, train
+from hierafash_core.training import TrainConfig, models, train
 from hierafash_core.training.checkpoint import list_checkpoints
 from hierafash_core.training.models import load_tokenizer
 from hierafash_core.training.tiny import TINY_UNET, build_tiny_base, write_toy_dataset
@@ -164,7 +164,7 @@ def test_unet_mode_trains_a_unet_from_a_config(tiny, tmp_path):
         train(config(tiny, tmp_path / "o2", mode="unet", unet_config=str(tmp_path / "wide.json"), max_steps=1))
 
 
-def test_settings_are_checked_up_front(tiny, tmp_path):
+def test_settings_are_checked_up_front(tiny, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown training setting 'learning_rte' \(did you mean learning_rate"):
         TrainConfig.from_dict({"learning_rte": 1e-5})
     with pytest.raises(ValueError, match="height=70: must be a multiple of 8"):
@@ -175,6 +175,11 @@ def test_settings_are_checked_up_front(tiny, tmp_path):
         train(config(tiny, tmp_path, data="pair", batch_size=4, max_steps=1))
     with pytest.raises(FileNotFoundError, match="tokenizer=.*needs vocab.json and merges.txt"):
         load_tokenizer(tmp_path, None)
+    monkeypatch.setattr(models, "tokenizer_candidates", lambda base: [tmp_path / "nothing"])
+    with pytest.raises(
+        FileNotFoundError, match=r"no CLIP tokenizer found \(looked in .*nothing\); give --tokenizer DIR"
+    ):
+        load_tokenizer(None, tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match=r"base=x.ckpt: only \.safetensors"):
         (tmp_path / "x.ckpt").write_bytes(b"")
         train(config(tiny, tmp_path / "o", base=str(tmp_path / "x.ckpt")))

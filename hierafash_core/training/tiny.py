@@ -71,8 +71,15 @@ def write_tiny_tokenizer(folder: str | os.PathLike) -> Path:
 
 
 @torch.no_grad()
-def build_tiny_base(folder: str | os.PathLike, *, seed: int = 0) -> Path:
-    """Write a tiny random diffusers model folder (unet, text_encoder, tokenizer, vae, scheduler)."""
+def build_tiny_base(
+    folder: str | os.PathLike, *, seed: int = 0, text_width: int = 32, unet: dict | None = None
+) -> Path:
+    """Write a tiny random diffusers model folder (unet, text_encoder, tokenizer, vae, scheduler).
+
+    Args:
+        text_width: the text encoder's width (the UNet's cross-attention width must match it).
+        unet: a UNet config to use instead of :data:`TINY_UNET`.
+    """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -80,12 +87,12 @@ def build_tiny_base(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     tok_dir = write_tiny_tokenizer(folder / "tokenizer")
     vocab_size = len(CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True))
     torch.manual_seed(seed)
-    UNet2DConditionModel(**TINY_UNET).save_pretrained(folder / "unet")
+    UNet2DConditionModel(**(unet or TINY_UNET)).save_pretrained(folder / "unet")
     torch.manual_seed(seed + 1)
     text = CLIPTextConfig(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=text_width,
+        intermediate_size=2 * text_width,
         num_hidden_layers=2,
         num_attention_heads=2,
         max_position_embeddings=77,

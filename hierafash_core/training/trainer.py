@@ -198,6 +198,13 @@ class _TextCache:
         return torch.stack([found[c] for c in captions])
 
 
+def _place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+    """Move ``module``; cast only when its dtype differs (diffusers warns on every cast)."""
+    module.to(device)
+    if next(module.parameters()).dtype != dtype:
+        module.to(dtype=dtype)
+
+
 def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None:
     for key in ("mode", "lora_rank", "lora_targets", "base", "unet_config"):
         if key in saved and saved[key] != getattr(config, key):
@@ -277,11 +284,15 @@ def train(
     trainable = _Trainable(config, base)
     if config.mode == "unet":
         base.unet.requires_grad_(True)
-    base.text_encoder.to(device, weight_dtype)
-    base.vae.to(device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
-    frozen_unet = config.mode == "controlnet"
-    base.unet.to(device, weight_dtype if frozen_unet else torch.float32)
-    trainable.module.to(device, torch.float32)
+    _place(base.text_encoder, device, weight_dtype)
+    _place(base.vae, device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
+    # The frozen UNet (ControlNet mode) and the frozen UNet weights under LoRA layers are stored in
+    # the mixed-precision type; whatever trains stays in float32 (the optimizer's master weights).
+    _place(base.unet, device, torch.float32 if config.mode == "unet" else weight_dtype)
+    if config.mode == "controlnet":
+        _place(trainable.module, device, torch.float32)
+    for p in trainable.parameters():
+        p.data = p.data.float()
     trainable.module.train()
     if config.gradient_checkpointing:
         base.unet.enable_gradient_checkpointing()
