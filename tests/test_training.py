@@ -96,32 +96,32 @@ def test_loss_falls_when_overfitting_a_fixed_batch(tiny, tmp_path):
 
 
 def test_resume_continues_the_same_run(tiny, tmp_path):
-    """Interrupted after the step-2 checkpoint and resumed, a run logs the same losses and ends with
+    """Interrupted after the step-1 checkpoint and resumed, a run logs the same losses and ends with
     the same weights as one that was never interrupted (accumulation, dropout, warm-up included)."""
     common = dict(
-        max_steps=3, checkpoint_every=1, gradient_accumulation_steps=2, caption_dropout=0.5,
+        max_steps=2, checkpoint_every=1, gradient_accumulation_steps=2, caption_dropout=0.5,
         lr_scheduler="cosine", lr_warmup_steps=1,
     )  # fmt: skip
     whole = train(config(tiny, tmp_path / "whole", **common))
 
-    def stop_at_two(step, total, loss):
-        if step == 2:
+    def stop_after_one(step, total, loss):
+        if step == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config(tiny, tmp_path / "cut", **common), callback=stop_at_two)
-    assert [s for s, _ in list_checkpoints(tmp_path / "cut")] == [1, 2]
-    resumed = train(config(tiny, tmp_path / "cut", resume="latest", checkpoints_total_limit=2, **common))
+        train(config(tiny, tmp_path / "cut", **common), callback=stop_after_one)
+    assert [s for s, _ in list_checkpoints(tmp_path / "cut")] == [1]
+    saved = json.loads((tmp_path / "cut" / "checkpoints" / "step-0000001" / "config.json").read_text())
+    assert saved == config(tiny, tmp_path / "cut", **common).to_dict()  # the config beside every checkpoint
+    assert (tmp_path / "cut" / "checkpoints" / "step-0000001" / "hierafash-controlnet.safetensors").is_file()
+    resumed = train(config(tiny, tmp_path / "cut", resume="latest", checkpoints_total_limit=1, **common))
 
-    assert resumed.step == whole.step == 3
+    assert resumed.step == whole.step == 2
     assert losses(tmp_path / "cut") == losses(tmp_path / "whole")
     assert resumed.weights_sha256 == whole.weights_sha256
     ranks = json.loads((tmp_path / "cut" / "ranks" / "rank-0.json").read_text())
-    assert ranks["start_step"] == 2 and ranks["steps_run"] == 1
-    assert [s for s, _ in list_checkpoints(tmp_path / "cut")] == [2, 3]  # checkpoints_total_limit=2
-    saved = json.loads((tmp_path / "cut" / "checkpoints" / "step-0000002" / "config.json").read_text())
-    assert saved == config(tiny, tmp_path / "cut", **common).to_dict()  # the config beside every checkpoint
-    assert (tmp_path / "cut" / "checkpoints" / "step-0000002" / "hierafash-controlnet.safetensors").is_file()
+    assert ranks["start_step"] == 1 and ranks["steps_run"] == 1
+    assert [s for s, _ in list_checkpoints(tmp_path / "cut")] == [2]  # checkpoints_total_limit=1
 
     with pytest.raises(ValueError, match="trained with mode='controlnet', this run has 'lora'"):
         train(config(tiny, tmp_path / "cut", resume="latest", mode="lora", max_steps=6))

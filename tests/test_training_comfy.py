@@ -25,14 +25,14 @@ pytestmark = pytest.mark.comfy
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_checkpoint, comfy, comfy_base):
-    """A ControlNet and a LoRA, two steps each, copied into the host's model folders."""
+    """A ControlNet and a LoRA, one step each, copied into the host's model folders."""
     root = tmp_path_factory.mktemp("trained")
     data = write_toy_dataset(root / "data", 4, seed=3)
     base = load_base(tiny_checkpoint)
     assert base.layout == "tiny-sd15"
     common = dict(
         dataset=str(data), base=str(tiny_checkpoint), cpu=True, height=64, width=64, batch_size=2,
-        max_steps=2, learning_rate=1e-3, checkpoint_every=0, progress=False, export_dtype="fp32",
+        max_steps=1, learning_rate=1e-3, checkpoint_every=0, progress=False, export_dtype="fp32",
     )  # fmt: skip
     # The ControlNet first: it copies the base UNet before the LoRA run adds adapters to it.
     cn = train(TrainConfig(output_dir=str(root / "cn"), **common), base=base).exports["controlnet"]
