@@ -25,7 +25,7 @@ def _option_type(tp) -> tuple[type | None, bool]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..training.config import TrainConfig
+    from ..training.config import HELP, TrainConfig
 
     p = sub.add_parser(
         "train",
@@ -36,15 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", nargs="?", help="a training config file (JSON or YAML), e.g. a run's config.json")
     hints = typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         tp, is_list = _option_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        text = HELP.get(f.name, "") + (f" (default: {default})" if default not in (None, "", []) else "")
         if tp is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif is_list:
-            p.add_argument(flag, dest=f.name, nargs="+", type=tp, default=None, metavar="VALUE")
+            p.add_argument(flag, dest=f.name, nargs="+", type=tp, default=None, metavar="VALUE", help=text)
         else:
-            p.add_argument(flag, dest=f.name, type=tp, default=None, metavar=f.name.split("_")[-1].upper())
+            metavar = f.name.split("_")[-1].upper()
+            p.add_argument(flag, dest=f.name, type=tp, default=None, metavar=metavar, help=text)
     p.set_defaults(func=_train)
 
 

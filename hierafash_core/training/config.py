@@ -21,6 +21,46 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 CONFIG_FILE = "config.json"
 
+# One line per setting, for `hierafash train --help` (docs/training.md has the long form).
+HELP = {
+    "dataset": "dataset folder (docs/dataset-format.md)",
+    "base": "base model: a local .safetensors checkpoint or a diffusers folder",
+    "output_dir": "where checkpoints, exports, config.json and loss.jsonl go",
+    "mode": "controlnet (the paper), lora (LoRA on the base UNet) or unet (the whole UNet)",
+    "tokenizer": "CLIP tokenizer folder (vocab.json, merges.txt); found by itself for diffusers folders and ComfyUI",
+    "layout": "force a shipped single-file layout: sd15, sd21-base, tiny-sd15",
+    "split": "records used: train or test",
+    "allow_free_text": "accept field values outside the vocabulary",
+    "height": "training height in pixels, a multiple of 8",
+    "width": "training width in pixels, a multiple of 8",
+    "schedule": "prompt schedule: paper, two-stage:500 or windows '999-900:5, 899-0:10'",
+    "caption_dropout": "share of captions replaced by the empty one (for classifier-free guidance)",
+    "controlnet_init": "start from this diffusers ControlNet folder instead of the base UNet",
+    "lora_rank": "LoRA rank",
+    "lora_alpha": "LoRA alpha (default: the rank)",
+    "lora_targets": "module names that get LoRA layers",
+    "unet_config": "mode unet: a diffusers UNet config JSON to train from scratch",
+    "learning_rate": "AdamW learning rate",
+    "batch_size": "examples per process and micro-step",
+    "gradient_accumulation_steps": "micro-steps per optimizer step",
+    "max_steps": "optimizer steps to train to",
+    "lr_scheduler": "constant, constant_with_warmup, linear or cosine",
+    "lr_warmup_steps": "warm-up steps of the learning rate",
+    "mixed_precision": "no, fp16 (GPU) or bf16",
+    "gradient_checkpointing": "recompute activations in the backward pass (less memory, slower)",
+    "output_name": "file name prefix of the exports",
+    "checkpoint_every": "optimizer steps between checkpoints (0: only at the end)",
+    "checkpoints_total_limit": "keep only the newest N checkpoints",
+    "export_dtype": "precision of the ComfyUI files: fp16, bf16 or fp32",
+    "resume": "latest, or a checkpoint folder",
+    "seed": "seed of data order, noise, timesteps and caption dropout",
+    "cpu": "train on the CPU even where a GPU exists",
+    "num_workers": "data loader worker processes",
+    "text_cache": "text encoder states kept per caption (0: off)",
+    "log_every": "steps between loss.jsonl lines",
+    "progress": "show a progress bar",
+}
+
 
 @dataclass
 class TrainConfig:
