@@ -123,6 +123,8 @@ def test_resume_continues_the_same_run(tiny, tmp_path):
     assert ranks["start_step"] == 1 and ranks["steps_run"] == 1
     assert [s for s, _ in list_checkpoints(tmp_path / "cut")] == [2]  # checkpoints_total_limit=1
 
+    with pytest.raises(ValueError, match="holds checkpoints of an earlier run; pass --resume latest"):
+        train(config(tiny, tmp_path / "cut", **common))
     with pytest.raises(ValueError, match="trained with mode='controlnet', this run has 'lora'"):
         train(config(tiny, tmp_path / "cut", resume="latest", mode="lora", max_steps=6))
 

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from .checkpoint import (
     find_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -101,7 +102,13 @@ def _trim_loss_log(path: Path, step: int) -> None:
     """Keep the log lines of steps up to ``step`` (a resumed run rewrites what came after)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if json.loads(line).get("step", 0) <= step]
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short when the interrupted run was killed
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
@@ -145,6 +152,11 @@ def train(
     output_dir = Path(config.output_dir)
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[config.mixed_precision]
     schedule = config.prompt_schedule
+    if not config.resume and list_checkpoints(output_dir):
+        raise ValueError(
+            f"output_dir={output_dir} holds checkpoints of an earlier run; pass --resume latest to continue it, "
+            "or choose a new output_dir"
+        )
 
     # -- 1. data (first: a bad dataset should fail before minutes of model loading) ---------------
     dataset = PoseCaptionDataset(
@@ -233,7 +245,7 @@ def train(
         config.save(output_dir)
         if config.resume:
             _trim_loss_log(output_dir / LOSS_LOG, step)
-        log_file = (output_dir / LOSS_LOG).open("a", encoding="utf-8")
+        log_file = (output_dir / LOSS_LOG).open("a" if config.resume else "w", encoding="utf-8")
     indices_hash = hashlib.sha256()
     checkpoints_written = 0
     last_checkpoint: Path | None = None
