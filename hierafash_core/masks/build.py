@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -128,22 +129,22 @@ def build_region(
         u = body.unit
         field = shapes_sdf(g, shapes.add)
         if shapes.cut:
-            field = torch.maximum(field, -shapes_sdf(g, shapes.cut))
+            field = np.maximum(field, -shapes_sdf(g, shapes.cut))
         if not bool((field <= 0).any()):  # no grid cell of the photo lies in the region
             raise ValueError(
                 f"the {attribute} region lies outside the {w}x{h} photo in image {i}; "
                 "check that the keypoints belong to this image"
             )
         if person is not None:
-            field = torch.maximum(field, mask_sdf(g, person[i, 0]) - person_margin * u)
+            field = np.maximum(field, mask_sdf(g, person[i, 0]) - person_margin * u)
         if refine is not None:
             ext = mask_sdf(g, refine[i, 0])
             if refine_mode == "intersect":
-                field = torch.maximum(field, ext - refine_margin * u)
+                field = np.maximum(field, ext - refine_margin * u)
             elif refine_mode == "union":
-                field = torch.minimum(field, ext)
+                field = np.minimum(field, ext)
             else:
-                field = torch.maximum(field, -ext)
+                field = np.maximum(field, -ext)
         mask = ramp(field, (h, w), grow * u, feather * u)
         if not bool((mask > 0).any()):
             raise ValueError(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 # Grid cells along the long side of the image.
 GRID = 256
@@ -46,12 +45,20 @@ Shape = Capsule | Polygon
 
 @dataclass(frozen=True)
 class Grid:
-    """Sample points of an (H, W) image: ``x`` (gw,) and ``y`` (gh,) pixel coordinates of cell centres."""
+    """Sample points of an (H, W) image: ``x`` (gw,) and ``y`` (gh,) pixel coordinates of cell centres.
+
+    Fields on the grid are float32 numpy arrays: a few dozen small array operations run faster in
+    numpy than as torch ops, which each start a thread pool that a busy CPU makes wait.
+    """
 
     height: int
     width: int
-    x: torch.Tensor
-    y: torch.Tensor
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.y), len(self.x)
 
     @property
     def cell(self) -> float:
@@ -63,89 +70,99 @@ class Grid:
         h, w = int(size[0]), int(size[1])
         step = max(h, w) / cells if max(h, w) > cells else 1.0
         gh, gw = max(1, round(h / step)), max(1, round(w / step))
-        # Cell centres in pixel-centre coordinates, as F.interpolate(align_corners=False) maps them.
-        y = (torch.arange(gh, dtype=torch.float32) + 0.5) * (h / gh) - 0.5
-        x = (torch.arange(gw, dtype=torch.float32) + 0.5) * (w / gw) - 0.5
+        # Cell centres in pixel-centre coordinates: the mapping bilinear resizing (cv2, and torch
+        # with align_corners=False) uses, so upsampling puts every sample back where it was taken.
+        y = ((np.arange(gh, dtype=np.float32) + 0.5) * (h / gh) - 0.5).astype(np.float32)
+        x = ((np.arange(gw, dtype=np.float32) + 0.5) * (w / gw) - 0.5).astype(np.float32)
         return cls(h, w, x, y)
 
 
-def _segment_distance(grid: Grid, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _segment_distance(grid: Grid, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from every grid point to segments a[i]-b[i] and the position t along them: (N, gh, gw) each."""
     ax, ay = a[:, 0, None, None], a[:, 1, None, None]
     dx, dy = (b[:, 0] - a[:, 0])[:, None, None], (b[:, 1] - a[:, 1])[:, None, None]
     px, py = grid.x[None, None, :] - ax, grid.y[None, :, None] - ay
-    length2 = (dx * dx + dy * dy).clamp(min=1e-9)
-    t = ((px * dx + py * dy) / length2).clamp(0, 1)
-    return torch.hypot(px - t * dx, py - t * dy), t
+    length2 = np.maximum(dx * dx + dy * dy, 1e-9)
+    t = np.clip((px * dx + py * dy) / length2, 0, 1)
+    return np.hypot(px - t * dx, py - t * dy), t
 
 
-def capsules_sdf(grid: Grid, capsules: list[Capsule]) -> torch.Tensor:
+def capsules_sdf(grid: Grid, capsules: list[Capsule]) -> np.ndarray:
     """Signed distance to the union of ``capsules``: (gh, gw)."""
     if not capsules:
-        return torch.full((len(grid.y), len(grid.x)), FAR)
-    a = torch.tensor([c.a for c in capsules], dtype=torch.float32)
-    b = torch.tensor([c.b for c in capsules], dtype=torch.float32)
-    ra = torch.tensor([c.ra for c in capsules], dtype=torch.float32)[:, None, None]
-    rb = torch.tensor([c.rb for c in capsules], dtype=torch.float32)[:, None, None]
+        return np.full(grid.shape, FAR, dtype=np.float32)
+    a = np.array([c.a for c in capsules], dtype=np.float32)
+    b = np.array([c.b for c in capsules], dtype=np.float32)
+    ra = np.array([c.ra for c in capsules], dtype=np.float32)[:, None, None]
+    rb = np.array([c.rb for c in capsules], dtype=np.float32)[:, None, None]
     dist, t = _segment_distance(grid, a, b)
     # Tapered radius interpolated along the segment (close to the exact distance for mild tapers).
-    return (dist - (ra + t * (rb - ra))).amin(dim=0)
+    return (dist - (ra + t * (rb - ra))).min(axis=0)
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """Counter-clockwise hull (in image axes, y down) of (N, 2) points; degenerate input keeps its extremes."""
-    hull = cv2.convexHull(points.astype(np.float32), clockwise=False)[:, 0, :]
-    return hull.astype(np.float64)
+    return cv2.convexHull(points.astype(np.float32), clockwise=False)[:, 0, :]
 
 
-def polygon_sdf(grid: Grid, polygon: Polygon) -> torch.Tensor:
+def polygon_sdf(grid: Grid, polygon: Polygon) -> np.ndarray:
     """Exact signed distance to the convex hull of the polygon's points: (gh, gw)."""
-    hull = convex_hull(np.asarray(polygon.points, dtype=np.float64))
+    hull = convex_hull(np.asarray(polygon.points, dtype=np.float32))
     if len(hull) < 3:
-        pts = torch.tensor(hull, dtype=torch.float32)
-        b = pts[1:] if len(pts) > 1 else pts
-        return _segment_distance(grid, pts[:1].expand(len(b), 2), b)[0].amin(dim=0)
-    v = torch.tensor(hull, dtype=torch.float32)
-    a, b = v, torch.roll(v, -1, dims=0)
-    dist = _segment_distance(grid, a, b)[0].amin(dim=0)
-    # Inside a convex polygon = on the same side of every edge; with y pointing down, the
-    # counter-clockwise order of cv2 leaves the interior on the positive cross-product side.
+        b = hull[1:] if len(hull) > 1 else hull
+        return _segment_distance(grid, np.repeat(hull[:1], len(b), axis=0), b)[0].min(axis=0)
+    a, b = hull, np.roll(hull, -1, axis=0)
+    dist = _segment_distance(grid, a, b)[0].min(axis=0)
+    # Inside a convex polygon = on the same side of every edge.
     ex, ey = (b[:, 0] - a[:, 0])[:, None, None], (b[:, 1] - a[:, 1])[:, None, None]
     cross = ex * (grid.y[None, :, None] - a[:, 1, None, None]) - ey * (grid.x[None, None, :] - a[:, 0, None, None])
-    inside = (cross >= 0).all(dim=0) | (cross <= 0).all(dim=0)
-    return torch.where(inside, -dist, dist)
+    inside = (cross >= 0).all(axis=0) | (cross <= 0).all(axis=0)
+    return np.where(inside, -dist, dist)
 
 
-def shapes_sdf(grid: Grid, shapes: list[Shape]) -> torch.Tensor:
+def shapes_sdf(grid: Grid, shapes: list[Shape]) -> np.ndarray:
     """Signed distance to the union of ``shapes``: (gh, gw); ``FAR`` where there is none."""
-    capsules = [s for s in shapes if isinstance(s, Capsule)]
-    fields = [capsules_sdf(grid, capsules)] + [polygon_sdf(grid, s) for s in shapes if isinstance(s, Polygon)]
-    return torch.stack(fields).amin(dim=0)
+    field = capsules_sdf(grid, [s for s in shapes if isinstance(s, Capsule)])
+    for shape in shapes:
+        if isinstance(shape, Polygon):
+            field = np.minimum(field, polygon_sdf(grid, shape))
+    return field
 
 
-def mask_sdf(grid: Grid, mask: torch.Tensor) -> torch.Tensor:
+def mask_sdf(grid: Grid, mask: torch.Tensor) -> np.ndarray:
     """Signed distance (pixels) to the region where ``mask`` (H, W) is at least 0.5: (gh, gw)."""
-    gh, gw = len(grid.y), len(grid.x)
-    small = (
-        F.interpolate(mask[None, None].float(), size=(gh, gw), mode="area")[0, 0] if mask.shape != (gh, gw) else mask
-    )
-    inside = (small >= 0.5).cpu().numpy().astype(np.uint8)
+    gh, gw = grid.shape
+    values = mask.detach().float().cpu().numpy()
+    small = cv2.resize(values, (gw, gh), interpolation=cv2.INTER_AREA) if values.shape != (gh, gw) else values
+    inside = (small >= 0.5).astype(np.uint8)
     if not inside.any():
-        return torch.full((gh, gw), FAR)
+        return np.full((gh, gw), FAR, dtype=np.float32)
     if inside.all():
-        return torch.full((gh, gw), -FAR)
+        return np.full((gh, gw), -FAR, dtype=np.float32)
     # Distances in cells from each cell to the nearest cell of the other kind.
     outside_dist = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
     inside_dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    return torch.from_numpy(outside_dist - inside_dist) * grid.cell
+    return (outside_dist - inside_dist) * np.float32(grid.cell)
 
 
-def ramp(sdf: torch.Tensor, size: tuple[int, int], grow: float, feather: float) -> torch.Tensor:
+def ramp(sdf: np.ndarray, size: tuple[int, int], grow: float, feather: float) -> torch.Tensor:
     """Upsample a grid field to (H, W) and turn it into a mask: 1 within ``grow`` pixels of the
     shape, fading smoothly to 0 over the next ``feather`` pixels (an outward feather: the grown
-    region itself stays fully 1). Returns (H, W) float in [0, 1]."""
-    field = F.interpolate(sdf[None, None], size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+    region itself stays fully 1). Returns (H, W) float32 in [0, 1]."""
+    h, w = int(size[0]), int(size[1])
+    field = np.ascontiguousarray(sdf, dtype=np.float32)
+    if field.shape != (h, w):
+        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
     if feather <= 0:
-        return (field <= grow).float()
-    t = ((grow + feather - field) / feather).clamp(0, 1)
-    return t * t * (3 - 2 * t)  # smoothstep
+        return torch.from_numpy((field <= grow).astype(np.float32))
+    # t = clamp((grow + feather - field) / feather, 0, 1), then smoothstep t^2 (3 - 2t); in place,
+    # since at 4096 x 4096 every temporary is 64 MB.
+    t = field
+    t -= grow + feather
+    t /= -feather
+    np.clip(t, 0, 1, out=t)
+    t2 = t * t
+    t *= -2
+    t += 3
+    t *= t2
+    return torch.from_numpy(t)

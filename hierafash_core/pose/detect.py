@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .keypoints import BLAZEPOSE_33, OPENPOSE_18, blazepose_to_openpose, body_size
 
@@ -156,10 +157,13 @@ def detect_people(image: torch.Tensor, max_people: int = 1, model_complexity: in
     rgb = to_rgb(image)
     b, _, h, w = rgb.shape
     check_detectable((h, w))
+    k = min(1.0, DETECT_LONG_SIDE / max(h, w))
+    if k < 1:  # shrink before the 8-bit copy: a 4096-pixel photo never exists as bytes
+        rgb = F.interpolate(rgb, size=(max(1, round(h * k)), max(1, round(w * k))), mode="area")
     frames = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # BCHW -> BHWC
     with _lock:  # a MediaPipe graph serves one call at a time
         model = _model(model_complexity)
-        return [_detect_one(model, frame, max_people) for frame in frames]
+        return [_detect_one(model, frame, max_people, (h, w)) for frame in frames]
 
 
 def _pass(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:
@@ -200,13 +204,15 @@ def _erase_region(seg: np.ndarray, landmarks: torch.Tensor) -> np.ndarray:
     return cv2.dilate((seg > 0.5).astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
 
 
-def _detect_one(model, frame: np.ndarray, max_people: int) -> People:
-    """Candidates by painting out each person found and searching again; with several, each is
+def _detect_one(model, frame: np.ndarray, max_people: int, size: tuple[int, int]) -> People:
+    """Find people in ``frame`` (the working copy of a photo of ``size`` (H, W)).
+
+    Candidates by painting out each person found and searching again; with several, each is
     confirmed on a crop around them with the others painted out (BlazePose sees a small person in
     a wide photo poorly, and the painted-out remains of a person can pass for another)."""
-    h, w = frame.shape[:2]
-    k = min(1.0, DETECT_LONG_SIDE / max(h, w))
-    image = cv2.resize(frame, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else frame
+    h, w = size
+    image = frame
+    wh, ww = image.shape[:2]
     work = image.copy()
     fill = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)
     candidates: list[tuple[torch.Tensor, np.ndarray]] = []
@@ -232,10 +238,12 @@ def _detect_one(model, frame: np.ndarray, max_people: int) -> People:
         empty = torch.zeros(0, len(OPENPOSE_18), 3)
         return People(empty, torch.zeros(0, 1, h, w), torch.zeros(0, len(BLAZEPOSE_33), 3))
     landmarks = torch.stack([lm for lm, _ in candidates])
-    landmarks[..., :2] /= k  # back to the photo's pixels
+    landmarks[..., 0] *= w / ww  # back to the photo's pixels
+    landmarks[..., 1] *= h / wh
     keypoints = blazepose_to_openpose(landmarks)
+    resize = (wh, ww) != (h, w)
     masks = np.stack(
-        [cv2.resize(seg, (w, h), interpolation=cv2.INTER_LINEAR) if k < 1 else seg for _, seg in candidates]
+        [cv2.resize(seg, (w, h), interpolation=cv2.INTER_LINEAR) if resize else seg for _, seg in candidates]
     )
     masks = torch.from_numpy(masks).clamp(0, 1)[:, None]
     order = torch.argsort(body_size(keypoints), descending=True, stable=True)

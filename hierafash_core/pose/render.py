@@ -95,14 +95,18 @@ def preview(
     """
     b, _, h, w = image.shape
     tint = torch.tensor(color, dtype=image.dtype).view(1, 3, 1, 1)
-    m = mask.to(image.dtype).expand(b, 1, h, w)
-    out = image * (1 - strength * m) + tint * (strength * m)
-    out = torch.where(_outline(m) > 0, tint.expand_as(out), out)
-    if keypoints is not None:
-        skeleton = render_openpose(keypoints, (h, w))
-        drawn = skeleton.amax(dim=1, keepdim=True) > 0
-        out = torch.where(drawn, skeleton, out)
-    return out.clamp(0, 1)
+    out = torch.lerp(image, tint.expand(b, 3, 1, 1), strength * mask.to(image.dtype).expand(b, 1, h, w))
+    out = torch.where(_outline(mask.to(image.dtype)).expand(b, 1, h, w) > 0, tint, out)
+    if keypoints is None:
+        return out.clamp_(0, 1)
+    # Draw the skeleton straight onto an 8-bit copy (cheap at any size), then back to floats.
+    pixels = (out.clamp_(0, 1) * 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # BCHW -> BHWC
+    canvases = pixels.numpy()
+    frames = _people_per_image(keypoints)
+    frames = frames * b if len(frames) == 1 else frames
+    for canvas, people in zip(canvases, frames, strict=True):
+        draw_skeleton(canvas, people)
+    return pixels.permute(0, 3, 1, 2).float().div_(255)  # BHWC -> BCHW
 
 
 def _outline(mask: torch.Tensor, long_side: int = 768) -> torch.Tensor:
