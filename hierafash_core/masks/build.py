@@ -72,7 +72,7 @@ def fit_mask(mask: torch.Tensor, size: tuple[int, int], batch: int, name: str = 
             )
         log.info("%s: resized from %dx%d to the image's %dx%d", name, mw, mh, w, h)
         mask = F.interpolate(mask.float(), size=(h, w), mode="bilinear", align_corners=False)
-    return mask.float().clamp(0, 1).expand(batch, 1, h, w)
+    return mask.float().expand(batch, 1, h, w)
 
 
 def _check_margin(name: str, value: float) -> float:
@@ -127,9 +127,11 @@ def build_region(
         body = Body.from_keypoints(kp[i], (h, w), min_confidence, image_index=i)
         shapes = region_shapes(body, attribute, category)
         u = body.unit
-        field = shapes_sdf(g, shapes.add)
+        # Past this distance the exact value no longer matters: the mask is 0 there whatever follows.
+        reach = max(0.0, (grow + feather) * u) + 2 * g.cell
+        field = shapes_sdf(g, shapes.add, reach)
         if shapes.cut:
-            field = np.maximum(field, -shapes_sdf(g, shapes.cut))
+            field = np.maximum(field, -shapes_sdf(g, shapes.cut, reach))
         if not bool((field <= 0).any()):  # no grid cell of the photo lies in the region
             raise ValueError(
                 f"the {attribute} region lies outside the {w}x{h} photo in image {i}; "
@@ -146,7 +148,7 @@ def build_region(
             else:
                 field = np.maximum(field, -ext)
         mask = ramp(field, (h, w), grow * u, feather * u)
-        if not bool((mask > 0).any()):
+        if not mask.any():
             raise ValueError(
                 f"the {attribute} region is empty in image {i} after refinement: the person silhouette or "
                 "refine_mask leaves nothing of it; check the refinement mask or raise person_margin/grow"
@@ -154,7 +156,7 @@ def build_region(
         masks.append(mask)
         units.append(u)
         categories.append(shapes.category)
-    return Region(torch.stack(masks)[:, None], torch.tensor(units), categories)
+    return Region(torch.from_numpy(np.stack(masks))[:, None], torch.tensor(units), categories)
 
 
 def region_mask(

@@ -87,17 +87,34 @@ def _segment_distance(grid: Grid, a: np.ndarray, b: np.ndarray) -> tuple[np.ndar
     return np.hypot(px - t * dx, py - t * dy), t
 
 
-def capsules_sdf(grid: Grid, capsules: list[Capsule]) -> np.ndarray:
-    """Signed distance to the union of ``capsules``: (gh, gw)."""
-    if not capsules:
-        return np.full(grid.shape, FAR, dtype=np.float32)
-    a = np.array([c.a for c in capsules], dtype=np.float32)
-    b = np.array([c.b for c in capsules], dtype=np.float32)
-    ra = np.array([c.ra for c in capsules], dtype=np.float32)[:, None, None]
-    rb = np.array([c.rb for c in capsules], dtype=np.float32)[:, None, None]
-    dist, t = _segment_distance(grid, a, b)
-    # Tapered radius interpolated along the segment (close to the exact distance for mild tapers).
-    return (dist - (ra + t * (rb - ra))).min(axis=0)
+def _window(grid: Grid, lo: np.ndarray, hi: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the grid whose centres lie within the box [lo, hi] (pixels)."""
+    c0, c1 = np.searchsorted(grid.x, lo[0]), np.searchsorted(grid.x, hi[0], side="right")
+    r0, r1 = np.searchsorted(grid.y, lo[1]), np.searchsorted(grid.y, hi[1], side="right")
+    return slice(int(r0), int(r1)), slice(int(c0), int(c1))
+
+
+def _sub(grid: Grid, rows: slice, cols: slice) -> Grid:
+    return Grid(grid.height, grid.width, grid.x[cols], grid.y[rows])
+
+
+def capsules_sdf(grid: Grid, capsules: list[Capsule], reach: float = FAR) -> np.ndarray:
+    """Signed distance to the union of ``capsules``: (gh, gw).
+
+    Exact up to ``reach`` pixels outside the shapes; beyond it, any value of at least ``reach``
+    (each capsule is evaluated only in its own box grown by ``reach``).
+    """
+    field = np.full(grid.shape, FAR, dtype=np.float32)
+    for c in capsules:
+        a, b = np.array([c.a], dtype=np.float32), np.array([c.b], dtype=np.float32)
+        margin = max(c.ra, c.rb) + reach
+        rows, cols = _window(grid, np.minimum(a[0], b[0]) - margin, np.maximum(a[0], b[0]) + margin)
+        if rows.stop <= rows.start or cols.stop <= cols.start:
+            continue
+        dist, t = _segment_distance(_sub(grid, rows, cols), a, b)
+        # Tapered radius interpolated along the segment (close to the exact distance for mild tapers).
+        np.minimum(field[rows, cols], dist[0] - (c.ra + t[0] * (c.rb - c.ra)), out=field[rows, cols])
+    return field
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:
@@ -105,27 +122,36 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
     return cv2.convexHull(points.astype(np.float32), clockwise=False)[:, 0, :]
 
 
-def polygon_sdf(grid: Grid, polygon: Polygon) -> np.ndarray:
-    """Exact signed distance to the convex hull of the polygon's points: (gh, gw)."""
+def polygon_sdf(grid: Grid, polygon: Polygon, reach: float = FAR) -> np.ndarray:
+    """Exact signed distance to the convex hull of the polygon's points: (gh, gw), exact up to
+    ``reach`` pixels outside it (see :func:`capsules_sdf`)."""
     hull = convex_hull(np.asarray(polygon.points, dtype=np.float32))
+    field = np.full(grid.shape, FAR, dtype=np.float32)
+    rows, cols = _window(grid, hull.min(axis=0) - reach, hull.max(axis=0) + reach)
+    if rows.stop <= rows.start or cols.stop <= cols.start:
+        return field
+    sub = _sub(grid, rows, cols)
     if len(hull) < 3:
         b = hull[1:] if len(hull) > 1 else hull
-        return _segment_distance(grid, np.repeat(hull[:1], len(b), axis=0), b)[0].min(axis=0)
+        field[rows, cols] = _segment_distance(sub, np.repeat(hull[:1], len(b), axis=0), b)[0].min(axis=0)
+        return field
     a, b = hull, np.roll(hull, -1, axis=0)
-    dist = _segment_distance(grid, a, b)[0].min(axis=0)
+    dist = _segment_distance(sub, a, b)[0].min(axis=0)
     # Inside a convex polygon = on the same side of every edge.
     ex, ey = (b[:, 0] - a[:, 0])[:, None, None], (b[:, 1] - a[:, 1])[:, None, None]
-    cross = ex * (grid.y[None, :, None] - a[:, 1, None, None]) - ey * (grid.x[None, None, :] - a[:, 0, None, None])
+    cross = ex * (sub.y[None, :, None] - a[:, 1, None, None]) - ey * (sub.x[None, None, :] - a[:, 0, None, None])
     inside = (cross >= 0).all(axis=0) | (cross <= 0).all(axis=0)
-    return np.where(inside, -dist, dist)
+    field[rows, cols] = np.where(inside, -dist, dist)
+    return field
 
 
-def shapes_sdf(grid: Grid, shapes: list[Shape]) -> np.ndarray:
-    """Signed distance to the union of ``shapes``: (gh, gw); ``FAR`` where there is none."""
-    field = capsules_sdf(grid, [s for s in shapes if isinstance(s, Capsule)])
+def shapes_sdf(grid: Grid, shapes: list[Shape], reach: float = FAR) -> np.ndarray:
+    """Signed distance to the union of ``shapes``: (gh, gw); exact up to ``reach`` pixels outside
+    them, at least ``reach`` beyond (``FAR`` far from every shape)."""
+    field = capsules_sdf(grid, [s for s in shapes if isinstance(s, Capsule)], reach)
     for shape in shapes:
         if isinstance(shape, Polygon):
-            field = np.minimum(field, polygon_sdf(grid, shape))
+            np.minimum(field, polygon_sdf(grid, shape, reach), out=field)
     return field
 
 
@@ -145,16 +171,16 @@ def mask_sdf(grid: Grid, mask: torch.Tensor) -> np.ndarray:
     return (outside_dist - inside_dist) * np.float32(grid.cell)
 
 
-def ramp(sdf: np.ndarray, size: tuple[int, int], grow: float, feather: float) -> torch.Tensor:
+def ramp(sdf: np.ndarray, size: tuple[int, int], grow: float, feather: float) -> np.ndarray:
     """Upsample a grid field to (H, W) and turn it into a mask: 1 within ``grow`` pixels of the
     shape, fading smoothly to 0 over the next ``feather`` pixels (an outward feather: the grown
-    region itself stays fully 1). Returns (H, W) float32 in [0, 1]."""
+    region itself stays fully 1). Returns (H, W) float32 in [0, 1] (numpy)."""
     h, w = int(size[0]), int(size[1])
     field = np.ascontiguousarray(sdf, dtype=np.float32)
     if field.shape != (h, w):
         field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
     if feather <= 0:
-        return torch.from_numpy((field <= grow).astype(np.float32))
+        return (field <= grow).astype(np.float32)
     # t = clamp((grow + feather - field) / feather, 0, 1), then smoothstep t^2 (3 - 2t); in place,
     # since at 4096 x 4096 every temporary is 64 MB.
     t = field
@@ -165,4 +191,4 @@ def ramp(sdf: np.ndarray, size: tuple[int, int], grow: float, feather: float) ->
     t *= -2
     t += 3
     t *= t2
-    return torch.from_numpy(t)
+    return t

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .keypoints import BLAZEPOSE_33, OPENPOSE_18, blazepose_to_openpose, body_size
+from .render import to_uint8_hwc
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,12 @@ def detect_people(image: torch.Tensor, max_people: int = 1, model_complexity: in
     b, _, h, w = rgb.shape
     check_detectable((h, w))
     k = min(1.0, DETECT_LONG_SIDE / max(h, w))
-    if k < 1:  # shrink before the 8-bit copy: a 4096-pixel photo never exists as bytes
-        rgb = F.interpolate(rgb, size=(max(1, round(h * k)), max(1, round(w * k))), mode="area")
-    frames = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # BCHW -> BHWC
+    size = (max(1, round(h * k)), max(1, round(w * k)))
+    if k < 0.5:  # shrink before the 8-bit copy: a 4096-pixel photo never exists as bytes
+        rgb = F.interpolate(rgb, size=size, mode="area")
+    frames = to_uint8_hwc(rgb)  # BCHW -> BHWC uint8
+    if frames.shape[1:3] != size:
+        frames = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames])
     with _lock:  # a MediaPipe graph serves one call at a time
         model = _model(model_complexity)
         return [_detect_one(model, frame, max_people, (h, w)) for frame in frames]
@@ -178,20 +182,19 @@ def _pass(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:
 
 def _run(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:
     """BlazePose on the image and on its mirror image, averaged: (33, 3) landmarks in ``image``
-    pixels and the (h, w) silhouette, or None. BlazePose's points move by several pixels with
-    small changes of the input (a resize); the mirrored pass halves that jitter."""
+    pixels and the (h, w) silhouette, or None when neither pass sees anyone. BlazePose's points
+    move by several pixels with small changes of the input (a resize); the mirrored pass halves
+    that jitter, and finds people the first pass misses now and then."""
     found = _pass(model, image)
-    if found is None:
-        return None
-    lm, seg = found
     mirrored = _pass(model, np.ascontiguousarray(image[:, ::-1]))
-    if mirrored is None:
-        return found
-    mlm, mseg = mirrored
-    w = image.shape[1]
-    mlm = mlm[list(_MIRROR)]
-    mlm[:, 0] = w - 1 - mlm[:, 0]
-    mseg = mseg[:, ::-1]
+    if mirrored is not None:
+        mlm, mseg = mirrored
+        mlm = mlm[list(_MIRROR)]
+        mlm[:, 0] = image.shape[1] - 1 - mlm[:, 0]
+        mirrored = mlm, np.ascontiguousarray(mseg[:, ::-1])
+    if found is None or mirrored is None:
+        return found or mirrored  # BlazePose's detector sometimes sees a person one way only
+    (lm, seg), (mlm, mseg) = found, mirrored
     if not _inside(seg, mlm):
         return found  # the mirrored pass found someone else
     return (lm + mlm) / 2, (seg + mseg) / 2
@@ -214,7 +217,7 @@ def _detect_one(model, frame: np.ndarray, max_people: int, size: tuple[int, int]
     image = frame
     wh, ww = image.shape[:2]
     work = image.copy()
-    fill = np.median(image.reshape(-1, 3), axis=0).astype(np.uint8)
+    fill = np.median(image[::4, ::4].reshape(-1, 3), axis=0).astype(np.uint8)  # the backdrop's usual colour
     candidates: list[tuple[torch.Tensor, np.ndarray]] = []
     erased: list[np.ndarray] = []
     for _ in range(max_people + _EXTRA_PASSES):

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .keypoints import OPENPOSE_COLORS, OPENPOSE_LIMBS
 
@@ -77,11 +76,20 @@ def render_openpose(
     return torch.stack(frames).permute(0, 3, 1, 2).float() / 255.0  # BHWC -> BCHW
 
 
+def to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) float in [0, 1] -> (B, H, W, C) uint8, with numpy (single-threaded: torch's
+    thread pool adds milliseconds per operation on a busy CPU)."""
+    values = image.detach().float().cpu().numpy().transpose(0, 2, 3, 1)  # BCHW -> BHWC (a view)
+    scaled = values * 255 + 0.5  # one float copy; rounding by truncation after +0.5
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.ascontiguousarray(scaled, dtype=np.uint8)
+
+
 def preview(
     image: torch.Tensor,
     mask: torch.Tensor,
     keypoints: torch.Tensor | Sequence[torch.Tensor] | None = None,
-    color: tuple[float, float, float] = (0.1, 0.85, 1.0),
+    color: tuple[int, int, int] = (26, 217, 255),
     strength: float = 0.5,
 ) -> torch.Tensor:
     """The photo with the mask tinted and outlined and the skeleton drawn over it.
@@ -89,34 +97,38 @@ def preview(
     Args:
         image: (B, 3, H, W) in [0, 1]. mask: (B, 1, H, W) in [0, 1] (B may be 1 for a batch).
         keypoints: optional skeleton to draw, as for :func:`render_openpose`.
+        color: RGB tint, 0..255. strength: how much of the tint covers the masked photo.
 
     Returns:
         (B, 3, H, W) float in [0, 1].
     """
     b, _, h, w = image.shape
-    tint = torch.tensor(color, dtype=image.dtype).view(1, 3, 1, 1)
-    out = torch.lerp(image, tint.expand(b, 3, 1, 1), strength * mask.to(image.dtype).expand(b, 1, h, w))
-    out = torch.where(_outline(mask.to(image.dtype)).expand(b, 1, h, w) > 0, tint, out)
-    if keypoints is None:
-        return out.clamp_(0, 1)
-    # Draw the skeleton straight onto an 8-bit copy (cheap at any size), then back to floats.
-    pixels = (out.clamp_(0, 1) * 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # BCHW -> BHWC
-    canvases = pixels.numpy()
-    frames = _people_per_image(keypoints)
+    pixels = to_uint8_hwc(image)  # (B, H, W, 3)
+    masks = mask.detach().float().cpu().numpy()[:, 0]  # (B or 1, H, W)
+    frames = _people_per_image(keypoints) if keypoints is not None else [None]
     frames = frames * b if len(frames) == 1 else frames
-    for canvas, people in zip(canvases, frames, strict=True):
-        draw_skeleton(canvas, people)
-    return pixels.permute(0, 3, 1, 2).float().div_(255)  # BHWC -> BCHW
+    tint = np.array(color, dtype=np.float32)
+    for i, (canvas, people) in enumerate(zip(pixels, frames, strict=True)):
+        m = masks[i if len(masks) > 1 else 0]
+        weight = (m * strength)[..., None]  # (H, W, 1)
+        blended = canvas * (1 - weight) + tint * weight
+        np.copyto(canvas, blended + 0.5, casting="unsafe")
+        canvas[_outline(m)] = color
+        if people is not None:
+            draw_skeleton(canvas, people)
+    return torch.from_numpy(pixels.transpose(0, 3, 1, 2).astype(np.float32) / 255)  # BHWC -> BCHW
 
 
-def _outline(mask: torch.Tensor, long_side: int = 768) -> torch.Tensor:
-    """Pixels on the edge of ``mask > 0.5`` (B, 1, H, W), about 3 px thick at 768 px; found on a
+def _outline(mask: np.ndarray, long_side: int = 768) -> np.ndarray:
+    """(H, W) bool: pixels on the edge of ``mask > 0.5``, about 3 px thick at 768 px; found on a
     copy at most ``long_side`` pixels long so large images stay cheap."""
-    h, w = mask.shape[-2:]
+    h, w = mask.shape
     k = min(1.0, long_side / max(h, w))
-    small = F.interpolate(mask, scale_factor=k, mode="area") if k < 1 else mask
-    hard = (small > 0.5).float()
-    grown = F.max_pool2d(hard, 3, 1, 1)
-    shrunk = -F.max_pool2d(-hard, 3, 1, 1)
-    edge = grown - shrunk
-    return F.interpolate(edge, size=(h, w), mode="nearest") if k < 1 else edge
+    small = (
+        cv2.resize(mask, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA) if k < 1 else mask
+    )
+    hard = (small > 0.5).astype(np.uint8)
+    edge = cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    if k < 1:
+        edge = cv2.resize(edge, (w, h), interpolation=cv2.INTER_NEAREST)
+    return edge > 0
