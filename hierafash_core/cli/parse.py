@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--category", default="auto", help="garment category: how far length/hem reach (default: auto, the longest)"
     )
     p.add_argument("--keypoints", metavar="FILE.json", help="OpenPose JSON keypoints to use instead of detecting")
+    p.add_argument(
+        "--openpose-weights", metavar="FILE.safetensors",
+        help="detect with controlnet-aux's OpenPose body network and these local weights instead of MediaPipe",
+    )  # fmt: skip
     p.add_argument("--person-index", type=int, default=0, help="which person, 0 = the largest (default: 0)")
     p.add_argument("--grow", type=float, default=0.0, help="extra margin, body units (default: %(default)s)")
     p.add_argument("--feather", type=float, default=0.05, help="soft edge width, body units (default: %(default)s)")
@@ -104,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = photo.stem
+    detector = None
+    if args.openpose_weights:
+        if keypoints is not None:
+            raise CLIError("--keypoints and --openpose-weights: give one (keypoints, or a detector to find them)")
+        from ..pose.openpose_body import load_openpose_body
+
+        detector = load_openpose_body(args.openpose_weights)
     given, person_index, person_mask = keypoints, args.person_index, None
     first, skipped = None, []
     for attribute in attributes:
@@ -114,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 args.category,
                 pose_keypoint=keypoints,
                 person_mask=person_mask,
+                detector=detector if keypoints is None else None,
                 person_index=person_index,
                 grow=args.grow,
                 feather=args.feather,

@@ -8,12 +8,13 @@ Several people: people are ordered by body size, largest first, and ``person_ind
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..pose.detect import detect_pose, to_rgb
+from ..pose.detect import NoPersonFound, detect_pose, to_rgb
 from ..pose.openpose_json import people_from_pose_keypoint, select_person, tensor_to_pose_keypoint
 from ..pose.render import preview as render_preview
 from .build import build_region
@@ -56,6 +57,7 @@ def parse_image(
     *,
     pose_keypoint: Any = None,
     person_mask: torch.Tensor | None = None,
+    detector: Callable[[torch.Tensor], list[torch.Tensor]] | None = None,
     person_index: int = 0,
     grow: float = 0.0,
     feather: float = 0.05,
@@ -73,7 +75,9 @@ def parse_image(
     With ``pose_keypoint`` (OpenPose JSON, e.g. from a DWPose preprocessor) no detector runs; the
     region is clipped to ``person_mask`` (B, 1, H, W) when one is given. Otherwise MediaPipe
     detects the pose and its silhouette. ``clip_to_person`` keeps the region within the silhouette
-    grown by ``person_margin``. Other arguments: see :func:`hierafash_core.masks.build.region_mask`.
+    grown by ``person_margin``. ``detector`` replaces MediaPipe: a callable from (B, 3, H, W) to
+    one (P, 18, 3) tensor per image, such as :func:`~hierafash_core.pose.openpose_body.load_openpose_body`
+    (no silhouette then). Other arguments: see :func:`hierafash_core.masks.build.region_mask`.
 
     Raises:
         PoseDetectorUnavailable: no keypoints given and MediaPipe is not installed.
@@ -94,6 +98,12 @@ def parse_image(
                     "image %d: the keypoints list %d people; using person %d (0 is the largest); "
                     "set person_index to pick another", i, found.shape[0], person_index,
                 )  # fmt: skip
+    elif detector is not None:
+        people = detector(rgb)
+        for i, found in enumerate(people):
+            if found.shape[0] == 0:
+                raise NoPersonFound(f"no person found in image {i} ({w}x{h} px) by the given detector")
+        keypoints = select_person(people, person_index, b)
     else:
         keypoints, person_mask, found = detect_pose(rgb, person_index)
         people = [f.keypoints for f in found]
