@@ -131,27 +131,30 @@ def test_same_keypoints_at_512_and_2048_give_the_same_mask(attribute):
 
 def test_same_photo_at_two_resolutions_end_to_end():
     """The photo at 2048 px and a 512 px copy of it (4x4 pixel averages, saved as 8-bit), through
-    detection, silhouette clipping and masks.
+    detection, silhouette clipping and masks: IoU at least 0.95 for every attribute.
 
-    Detection runs on a 512-pixel view of both, but the two views still differ by rounding, and
-    BlazePose moves points by a few pixels for that (its far wrist on the cameraman photo moved
-    30 px in one measurement). The astronaut's pose is clear and must agree to 0.95; the
-    cameraman's far arm is hidden behind the camera, so only a looser bound holds there today
-    (measured: sleeves 0.88, collar 0.90, garment 0.89, length 0.85).
+    Both are detected from a 512-pixel view made the same way, so this checks that everything
+    after the detector (keypoint scaling, body unit, shapes, silhouette, feathering) ignores the
+    resolution. The original 512 px photo against the 2048 px copy also differs by BlazePose's
+    jitter on a slightly different view (its far wrist on the cameraman photo moves by 30 px);
+    that looser agreement is checked too, with the bounds measured today.
     """
-    for photo, attributes, bound in (
-        ("astronaut", ("sleeve_length", "sleeve_type", "collar", "garment"), 0.95),
-        ("camera", ("sleeve_length", "collar", "garment", "clothing_length"), 0.8),
+    for photo, attributes, jitter_bound in (
+        ("astronaut", ("sleeve_length", "sleeve_type", "collar", "garment"), 0.9),
+        ("camera", ("sleeve_length", "collar", "garment", "clothing_length"), 0.75),
     ):
         image = {"astronaut": astronaut, "camera": camera}[photo]()
         large = F.interpolate(image, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
         small = (F.avg_pool2d(large, 4) * 255).round() / 255
-        kp_a, person_a, _ = detect_pose(small)
-        kp_b, person_b, _ = detect_pose(large)
+        detections = {name: detect_pose(x) for name, x in (("small", small), ("large", large), ("original", image))}
         for attribute in attributes:
-            a = region_mask(kp_a, (512, 512), attribute, person_mask=person_a, feather=0.05)
-            b = region_mask(kp_b, (2048, 2048), attribute, person_mask=person_b, feather=0.05)
-            assert iou(a, F.interpolate(b, size=(512, 512), mode="area")) >= bound, (photo, attribute)
+            masks = {
+                name: region_mask(kp, tuple(person.shape[-2:]), attribute, person_mask=person, feather=0.05)
+                for name, (kp, person, _) in detections.items()
+            }
+            large_at_512 = F.interpolate(masks["large"], size=(512, 512), mode="area")
+            assert iou(masks["small"], large_at_512) >= 0.95, (photo, attribute)
+            assert iou(masks["original"], large_at_512) >= jitter_bound, (photo, attribute)
 
 
 # -- refinement, grow, feather ------------------------------------------------------------------
