@@ -64,7 +64,7 @@ def main() -> None:
         result = parse_image(comfy_image.permute(0, 3, 1, 2), "sleeve_length", pose_keypoint=pose_keypoint)
         result.mask[:, 0].contiguous(), result.preview.permute(0, 2, 3, 1).contiguous(), result.pose_keypoint()
 
-    rows = [("detection (BlazePose, 2 mirrored passes + 1 search for a 2nd person)", lambda: detect_pose(image))]
+    rows = [("detection (BlazePose: photo + mirror, 1 search for a 2nd person)", lambda: detect_pose(image))]
     for attribute in ("sleeve_length", "collar", "clothing_length", "garment"):
         rows.append(
             (

@@ -180,12 +180,14 @@ def _pass(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:
     return lm, seg.astype(np.float32)
 
 
-def _run(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:
+def _run(model, image: np.ndarray, mirror: bool = True) -> tuple[torch.Tensor, np.ndarray] | None:
     """BlazePose on the image and on its mirror image, averaged: (33, 3) landmarks in ``image``
     pixels and the (h, w) silhouette, or None when neither pass sees anyone. BlazePose's points
     move by several pixels with small changes of the input (a resize); the mirrored pass halves
     that jitter, and finds people the first pass misses now and then."""
     found = _pass(model, image)
+    if not mirror:
+        return found
     mirrored = _pass(model, np.ascontiguousarray(image[:, ::-1]))
     if mirrored is not None:
         mlm, mseg = mirrored
@@ -221,7 +223,8 @@ def _detect_one(model, frame: np.ndarray, max_people: int, size: tuple[int, int]
     candidates: list[tuple[torch.Tensor, np.ndarray]] = []
     erased: list[np.ndarray] = []
     for _ in range(max_people + _EXTRA_PASSES):
-        found = _run(model, work)
+        # Later searches look once (a candidate is read twice when confirmed on its crop).
+        found = _run(model, work, mirror=not candidates)
         if found is None or any(_inside(seg, found[0]) for _, seg in candidates):
             break  # nobody more, or the remains of someone already found
         region = _erase_region(found[1], found[0])
