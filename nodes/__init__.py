@@ -11,7 +11,9 @@ from comfy_api.latest import ComfyExtension, io
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = []
+    from . import pose
+
+    modules: list = [pose]
     return [node for module in modules for node in module.NODES]
 
 
