@@ -76,6 +76,25 @@ def render_openpose(
     return torch.stack(frames).permute(0, 3, 1, 2).float() / 255.0  # BHWC -> BCHW
 
 
+def render_openpose_hwc(keypoints: np.ndarray, width: int, height: int, min_confidence: float = 0.3) -> np.ndarray:
+    """One image's skeleton as an (height, width, 3) uint8 array, for datasets and training.
+
+    The same drawing as :func:`render_openpose` (what the pose nodes feed a ControlNet at inference),
+    so a ControlNet trained on these images sees at training what it gets in ComfyUI.
+
+    Args:
+        keypoints: (18, 3) one person or (P, 18, 3), x, y in pixels of ``width`` x ``height``.
+    """
+    people = np.asarray(keypoints, dtype=np.float64)
+    if people.ndim == 2:
+        people = people[None]
+    if people.ndim != 3 or people.shape[1:] != (18, 3):
+        raise ValueError(f"keypoints of shape {people.shape}; expected (18, 3) or (P, 18, 3) OpenPose-18 points")
+    if width < 1 or height < 1:
+        raise ValueError(f"pose canvas {width}x{height}: both sides must be at least 1 pixel")
+    return draw_skeleton(np.zeros((int(height), int(width), 3), dtype=np.uint8), people, min_confidence)
+
+
 def to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) float in [0, 1] -> (B, H, W, C) uint8, with numpy (single-threaded: torch's
     thread pool adds milliseconds per operation on a busy CPU)."""
