@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import drafting
+
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = []
+    modules: list = [
+        drafting,
+    ]
     return [node for module in modules for node in module.NODES]
 
 
