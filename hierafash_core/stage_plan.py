@@ -383,8 +383,5 @@ def describe(spans: Sequence[StageSpan], captions: dict[int, str] | None = None)
         window = f"t {s.stage.t_high}-{s.stage.t_low}, " if s.stage else ""
         text = f": {captions[s.n_fields]!r}" if captions and s.n_fields in captions else ""
         where = f"step {s.start_step}" if s.steps == 1 else f"steps {s.start_step}-{s.end_step - 1}"
-        lines.append(
-            f"{where} ({window}{s.n_fields} fields, "
-            f"percent {s.start_percent:.4f}-{s.end_percent:.4f}){text}"
-        )
+        lines.append(f"{where} ({window}{s.n_fields} fields, percent {s.start_percent:.4f}-{s.end_percent:.4f}){text}")
     return "\n".join(lines)

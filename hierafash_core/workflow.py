@@ -87,7 +87,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict[str, dict]:
             raise WorkflowError("the workflow is already in API format (node ids with class_type); post it as is")
         raise WorkflowError("not a ComfyUI UI workflow: expected an object with 'nodes' and 'links'")
     if (workflow.get("definitions") or {}).get("subgraphs"):
-        raise WorkflowError("the workflow holds subgraphs, which this converter does not expand; unpack them in ComfyUI")
+        raise WorkflowError("the workflow holds subgraphs, which this converter does not expand; unpack them first")
     nodes = {int(n["id"]): n for n in workflow["nodes"]}
     links = _links(workflow)
 
