@@ -20,7 +20,14 @@ import math
 from collections.abc import Sequence
 
 from .schedule import PromptSchedule, Stage
-from .stage_plan import CONCEPT_FIELDS_COUNT, StageSpan, stage_percents
+from .stage_plan import (
+    CONCEPT_FIELDS_COUNT,
+    StageSpan,
+    StepSchedule,
+    plan_switch_steps,
+    plan_windows,
+    stage_percents,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +182,46 @@ def steps_without_entry(conditioning: Sequence, sigmas: Sequence[float], percent
         windows.append((float(high), float(low)))
     values = [float(s) for s in sigmas]
     return [i for i in range(len(values) - 1) if not any(lo <= values[i] <= hi for hi, lo in windows)]
+
+
+def stage_for_run(
+    conditioning: Sequence,
+    sigmas: Sequence[float],
+    sigma_table,
+    percent_to_sigma=None,
+    schedule: PromptSchedule | StepSchedule | None = None,
+    name: str = "positive",
+) -> tuple[list, list[StageSpan] | None]:
+    """Re-window staged ``conditioning`` so its captions switch at exact steps of the run ``sigmas``.
+
+    Args:
+        sigmas: the run (``steps + 1`` values, at least one step).
+        sigma_table: the model's sigma per timestep (ComfyUI: ``model_sampling.sigmas``).
+        percent_to_sigma: the host's conversion (ComfyUI: ``model_sampling.percent_to_sigma``).
+        schedule: ``None`` uses the windows the entries carry; a :class:`PromptSchedule` or a
+            :class:`StepSchedule` overrides them (entries matched by their number of fields).
+
+    Returns:
+        ``(conditioning, spans)``; ``spans`` is ``None`` (and the conditioning unchanged) when no
+        entry is staged and no schedule is given.
+
+    Raises:
+        ValueError: gaps or overlaps in the windows, a switch step outside the run, or a stage
+            whose caption the conditioning lacks; each names the value and the fix.
+    """
+    if schedule is None:
+        own = schedule_of(conditioning, name)
+        if own is None:
+            return list(conditioning), None
+        spans = plan_windows(own, sigmas, sigma_table, percent_to_sigma)
+        return restage(conditioning, spans, by_window=True, name=name), spans
+    if not any(stage_info(e) is not None for e in conditioning):
+        raise ValueError(
+            f"{name}: the schedule {schedule.spec()!r} needs staged conditioning (ConceptEncode/AttributeEncode), "
+            "but the conditioning holds none; connect those nodes or use the conditioning's own windows"
+        )
+    if isinstance(schedule, StepSchedule):
+        spans = plan_switch_steps(schedule, sigmas, sigma_table, percent_to_sigma)
+    else:
+        spans = plan_windows(schedule, sigmas, sigma_table, percent_to_sigma)
+    return restage(conditioning, spans, by_window=False, name=name), spans

@@ -19,14 +19,14 @@ from comfy_api.latest import io
 
 from ..hierafash_core.conditioning import (
     captions_by_fields,
-    restage,
     schedule_of,
     stage_entries,
+    stage_for_run,
     steps_without_entry,
 )
 from ..hierafash_core.prompt import HierarchicalPrompt, StagedDesign
 from ..hierafash_core.schedule import PromptSchedule
-from ..hierafash_core.stage_plan import StepSchedule, describe, plan_switch_steps, plan_windows, span_percents
+from ..hierafash_core.stage_plan import StepSchedule, describe, span_percents
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Level
 from .convert import image_to_core
 
@@ -252,21 +252,16 @@ class AttributeEncode(io.ComfyNode):
         return io.NodeOutput(conditioning, full, prompt.caption())
 
 
-def _plan(form: str, spec: str, positive, sigmas, model_sampling):
-    """Spans of the run and whether they match the conditioning by window; ``(None, ...)`` if unstaged."""
-    table = model_sampling.sigmas
-    to_sigma = model_sampling.percent_to_sigma
+def _schedule_choice(form: str, spec: str) -> tuple[PromptSchedule | StepSchedule | None, str]:
+    """The schedule the sampler's ``schedule``/``schedule_spec`` widgets ask for, and how to say it."""
     spec = (spec or "").strip()
     if form == "from conditioning":
-        sched = schedule_of(positive, "concepts + attributes")
-        if sched is None:
-            return None, "no staged conditioning in the positive: sampled like KSampler"
-        return plan_windows(sched, sigmas, table, to_sigma), f"windows from the conditioning ({sched.spec()})"
+        return None, "windows from the conditioning"
     if form == "switch steps":
         if not spec:
             raise ValueError("schedule_spec is empty; for 'switch steps' write e.g. '12' or '0:5, 8:7, 12:10'")
         steps_sched = StepSchedule.parse(spec)
-        return plan_switch_steps(steps_sched, sigmas, table, to_sigma), f"switch steps {steps_sched.spec()}"
+        return steps_sched, f"switch steps {steps_sched.spec()}"
     if form == "paper":
         sched = PromptSchedule.paper()
     elif form == "two-stage":
@@ -279,7 +274,7 @@ def _plan(form: str, spec: str, positive, sigmas, model_sampling):
         sched = PromptSchedule.parse(spec)
     else:
         raise ValueError(f"schedule={form!r}: use one of {', '.join(SCHEDULE_FORMS)}")
-    return plan_windows(sched, sigmas, table, to_sigma), f"{form} windows ({sched.spec()})"
+    return sched, f"{form} windows"
 
 
 def _attach_control(conditioning, control_net, hint, strength, percents, cache: dict) -> list:
@@ -427,16 +422,20 @@ class StagedKSampler(io.ComfyNode):
         )
         sigmas = ksampler.sigmas
         model_sampling = model.get_model_object("model_sampling")
-        spans, form_text = None, "denoise 0: no step runs, the latent is returned as it is"
-        if len(sigmas) >= 2:
-            spans, form_text = _plan(schedule, schedule_spec, positive, sigmas, model_sampling)
-            if spans is not None:
-                positive = restage(positive, spans, by_window=schedule == "from conditioning")
-            elif schedule != "from conditioning":
-                raise ValueError(
-                    f"schedule={schedule!r} needs staged conditioning from ConceptEncode/AttributeEncode, but "
-                    "'concepts' holds none; connect ConceptEncode or set schedule to 'from conditioning'"
-                )
+        chosen, form_text = _schedule_choice(schedule, schedule_spec)
+        spans = None
+        if len(sigmas) < 2:
+            form_text = "denoise 0: no step runs, the latent is returned as it is"
+        else:
+            given = positive
+            to_sigma = model_sampling.percent_to_sigma
+            positive, spans = stage_for_run(
+                given, sigmas, model_sampling.sigmas, to_sigma, chosen, "concepts + attributes"
+            )
+            if spans is None:
+                form_text = "no staged conditioning in the positive: sampled like KSampler"
+            else:
+                form_text += f" ({(chosen or schedule_of(given)).spec()})"
             empty = steps_without_entry(positive, sigmas, model_sampling.percent_to_sigma)
             if empty:
                 raise ValueError(

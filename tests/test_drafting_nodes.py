@@ -153,8 +153,8 @@ def test_same_caption_everywhere_equals_ksampler(kit, sampler, scheduler):
     concepts, design, caption = concept_encode(kit, "Dress", "Elegant", "Party")
     attributes, _, _ = attribute_encode(kit, design)  # no attribute: every stage shows the same caption
     plain = kit["nodes"]["CLIPTextEncode"]().encode(kit["clip"], caption)[0]
-    ours, plan = staged(kit, concepts, attributes, sampler=sampler, scheduler=scheduler)
-    theirs = ksampler(kit, plain, sampler=sampler, scheduler=scheduler)
+    ours, plan = staged(kit, concepts, attributes, sampler=sampler, scheduler=scheduler, steps=6)
+    theirs = ksampler(kit, plain, sampler=sampler, scheduler=scheduler, steps=6)
     assert ours.shape == (1, 4, SIZE, SIZE)
     assert (ours - theirs).abs().max().item() <= 1e-5
     assert plan.startswith("schedule: windows from the conditioning (999-900:5, 899-800:6")
@@ -171,6 +171,33 @@ def test_pose_controlnet_in_all_stages_equals_core_controlnet_apply(kit, tiny_co
     without, _ = staged(kit, concepts, attributes, steps=4)
     assert (ours - theirs).abs().max().item() <= 1e-5
     assert (ours - without).abs().max().item() > 1e-3  # the ControlNet does act
+
+
+# -- sigma schedules of the real host -----------------------------------------------------------
+@pytest.mark.parametrize("scheduler", ["normal", "karras", "exponential"])
+@pytest.mark.parametrize("denoise", [1.0, 0.6])
+def test_host_schedules_match_the_core_denoise_rule(kit, scheduler, denoise):
+    import comfy.samplers
+
+    from hierafash_core.stage_plan import denoise_tail, full_steps_for_denoise
+
+    m = kit["model"]
+    ms = m.get_model_object("model_sampling")
+    run = comfy.samplers.KSampler(m, 12, m.load_device, "euler", scheduler, denoise, m.model_options).sigmas.tolist()
+    full = comfy.samplers.calculate_sigmas(ms, scheduler, full_steps_for_denoise(12, denoise)).tolist()
+    assert len(run) == 13 and run[-1] == 0.0
+    assert run == denoise_tail(full, 12)
+
+
+def test_denoise_zero_returns_the_latent_unchanged_like_ksampler(kit, design_pair):
+    concepts, attributes, _, _ = design_pair
+    start = {"samples": torch.randn(1, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(3))}
+    node = kit["nodes"]["HieraFash_StagedKSampler"]
+    out = node.execute(kit["model"], concepts, kit["negative"], start, 1, 8, 5.0, "euler", "normal", 0.0,
+                       "from conditioning", "", 1.0, "all stages", attributes=attributes)  # fmt: skip
+    assert torch.equal(out.args[0]["samples"], start["samples"])
+    assert "denoise 0: no step runs" in out.args[1]
+    assert out.args[0] is not start  # a new dict: the input latent is not mutated
 
 
 # -- the switch step ----------------------------------------------------------------------------
