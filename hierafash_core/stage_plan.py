@@ -166,12 +166,21 @@ def switch_sigma(sigmas: Sequence[float], k: int) -> float:
     return math.exp(math.log(above) + SWITCH_POSITION * (math.log(below) - math.log(above)))
 
 
-def switch_percent(sigma_above: float, sigma_below: float, target: float, percent_to_sigma: PercentToSigma) -> float:
+def switch_percent(
+    sigma_above: float,
+    sigma_below: float,
+    target: float,
+    percent_to_sigma: PercentToSigma,
+    guess: float | None = None,
+) -> float:
     """A percent whose sigma (through ``percent_to_sigma``) lies strictly inside ``(sigma_below, sigma_above)``.
 
-    Starts from the percent of ``target`` found by bisection; the host's own conversion is the
-    judge, so float32 rounding in it cannot move the switch to a neighbouring step.
+    Tries ``guess`` (e.g. :func:`percent_of_sigma` of ``target``) first, else finds the percent of
+    ``target`` by bisection; the host's own conversion is the judge, so float32 rounding in it
+    cannot move the switch to a neighbouring step.
     """
+    if guess is not None and 0.0 < guess < 1.0 and sigma_below < percent_to_sigma(guess) < sigma_above:
+        return guess
     lo, hi = 0.0, 1.0  # percent_to_sigma decreases: lo side is above, hi side below
     for _ in range(_BISECT_ITERATIONS):
         mid = 0.5 * (lo + hi)
@@ -303,7 +312,8 @@ def _plan(
     bounds: dict[int, tuple[float, float]] = {}  # switch step -> (sigma, percent)
     for _, end, _, _ in segments[:-1]:
         target = switch_sigma(sigmas, end)
-        p = switch_percent(sigmas[end - 1], sigmas[end], target, to_sigma)
+        guess = percent_of_sigma(target, sigma_table)
+        p = switch_percent(sigmas[end - 1], sigmas[end], target, to_sigma, guess)
         bounds[end] = (to_sigma(p), p)
     out = []
     for i, (start, end, n, stage) in enumerate(segments):

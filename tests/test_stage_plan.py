@@ -14,6 +14,7 @@ from hierafash_core.conditioning import (
     restage,
     schedule_of,
     stage_entries,
+    stage_for_run,
     steps_without_entry,
     uncovered_percents,
 )
@@ -127,6 +128,10 @@ def test_switch_percent_lands_strictly_between_two_steps_under_float32():
         assert sigmas[k] < target < sigmas[k - 1]
         p = switch_percent(sigmas[k - 1], sigmas[k], target, float32_percent_to_sigma)
         assert sigmas[k] < float32_percent_to_sigma(p) < sigmas[k - 1]
+        p = switch_percent(sigmas[k - 1], sigmas[k], target, float32_percent_to_sigma, guess=0.0001)  # bad guess
+        assert sigmas[k] < float32_percent_to_sigma(p) < sigmas[k - 1]
+        good = percent_of_sigma(target, TABLE)
+        assert switch_percent(sigmas[k - 1], sigmas[k], target, float32_percent_to_sigma, guess=good) == good
 
 
 def test_switch_between_equal_sigmas_is_refused():
@@ -308,3 +313,17 @@ def test_percent_of_sigma_ends():
     assert percent_of_sigma(math.inf, TABLE) == 0.0
     assert percent_of_sigma(0.0, TABLE) == 1.0
     assert discrete_percent_to_sigma(TABLE)(0.0) == math.inf
+
+
+def test_stage_for_run_uses_own_windows_or_an_override():
+    sigmas = karras(12)
+    conditioning = design_conditioning(PromptSchedule.paper())
+    staged, spans = stage_for_run(conditioning, sigmas, TABLE)
+    assert [s.stage for s in spans] == [s.stage for s in plan_windows(PromptSchedule.paper(), sigmas, TABLE)]
+    assert len(staged) == len(spans)
+    staged, spans = stage_for_run(conditioning, sigmas, TABLE, schedule=StepSchedule.parse("5"))
+    assert [(float(e[0][0, 0, 0]), e[1]["end_percent"]) for e in staged] == [(5.0, spans[0].end_percent), (10.0, 1.0)]
+    plain = encoded(1.0)
+    assert stage_for_run(plain, sigmas, TABLE) == (plain, None)
+    with pytest.raises(ValueError, match=r"positive: the schedule '0:5, 5:10' needs staged conditioning"):
+        stage_for_run(plain, sigmas, TABLE, schedule=StepSchedule.parse("5"))

@@ -54,6 +54,17 @@ def test_ui_workflow_converts_to_its_api_twin(object_info):
     for node_id, node in twin.items():
         assert converted[node_id] == node, node_id
     assert {n["type"] for n in ui["nodes"]} >= set(PACK_NODES) | {"CheckpointLoaderSimple", "VAEDecode", "SaveImage"}
+    # The UI file's sockets are the server's: output names and types, input names and types, link types.
+    for node in ui["nodes"]:
+        info = object_info[node["type"]]
+        assert [o["name"] for o in node["outputs"]] == info["output_name"], node["type"]
+        assert [o["type"] for o in node["outputs"]] == info["output"], node["type"]
+        specs = {**info["input"]["required"], **info["input"].get("optional", {})}
+        for inp in node["inputs"]:
+            assert specs[inp["name"]][0] == inp["type"], (node["type"], inp["name"])
+    by_id = {n["id"]: n for n in ui["nodes"]}
+    for _, origin, slot, target, target_slot, kind in ui["links"]:
+        assert by_id[origin]["outputs"][slot]["type"] == by_id[target]["inputs"][target_slot]["type"] == kind
 
 
 @pytest.mark.comfy
@@ -70,6 +81,21 @@ def test_api_twin_runs_over_http_and_yields_an_image(comfy_server):
     assert len(images) == 1 and images[0]["filename"].startswith("draft")
     png = client.view(images[0]["filename"], images[0]["subfolder"], images[0]["type"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.comfy
+def test_bad_input_over_http_names_the_field_value_and_fix(comfy_server):
+    from hierafash_core.api_client import ComfyClient, PromptFailed, PromptRejected
+
+    client = ComfyClient(comfy_server.url, timeout=30)
+    graph = json.loads(DRAFT_API.read_text())
+    with pytest.raises(PromptRejected, match=r"ckpt_name: 'v1-5-pruned-emaonly.safetensors' not in"):
+        client.queue_prompt(graph)  # the shipped name is not installed on the test host
+    graph["1"]["inputs"]["ckpt_name"] = TINY_CKPT
+    graph["5"]["inputs"].update(width=64, height=64)
+    graph["6"]["inputs"].update(steps=3, schedule="switch steps", schedule_spec="25")
+    with pytest.raises(PromptFailed, match=r"ValueError: switch step 25 is outside the run of 3 steps"):
+        client.run(graph, timeout=300)
 
 
 # -- the converter on hand-made workflows (no server) --------------------------------------------
