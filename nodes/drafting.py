@@ -142,8 +142,12 @@ class ConceptEncode(io.ComfyNode):
                     display_name="concepts",
                     tooltip="CONDITIONING of the concept stage(s), each limited to its noise window.",
                 ),
-                Design.Output("design", tooltip="The design's fields and schedule, for AttributeEncode."),
-                io.String.Output("concept_caption", tooltip="The caption the concept stage shows the model."),
+                Design.Output(
+                    "design", display_name="design", tooltip="The design's fields and schedule, for AttributeEncode."
+                ),
+                io.String.Output(
+                    "concept_caption", display_name="caption", tooltip="The caption the concept stage shows the model."
+                ),
             ],
         )
 
@@ -215,8 +219,12 @@ class AttributeEncode(io.ComfyNode):
                     display_name="attributes",
                     tooltip="CONDITIONING of the attribute stages, one entry per stage with its own window.",
                 ),
-                Design.Output("full_design", tooltip="The design with its attributes (for later edits)."),
-                io.String.Output("caption", tooltip="The full ten-field caption of the design."),
+                Design.Output(
+                    "full_design", display_name="design", tooltip="The design with its attributes (for later edits)."
+                ),
+                io.String.Output(
+                    "caption", display_name="caption", tooltip="The full ten-field caption of the design."
+                ),
             ],
         )
 
@@ -382,8 +390,12 @@ class StagedKSampler(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Latent.Output("latent", tooltip="The denoised latent."),
-                io.String.Output("plan", tooltip="Which steps showed which caption, and the schedule form used."),
+                io.Latent.Output("latent", display_name="latent", tooltip="The denoised latent."),
+                io.String.Output(
+                    "plan",
+                    display_name="plan",
+                    tooltip="Which steps showed which caption, and the schedule form used.",
+                ),
             ],
         )
 
