@@ -54,6 +54,10 @@ _FIELD_TIPS = {
 
 
 def _field_inputs(fields, default_first: str | None = None) -> list:
+    # TODO(evidence): a menu value posted over the API that is not in the list gets ComfyUI's own
+    # "Value not in list: style: 'Elegnt' not in (list of length 32)", without the closest labels
+    # that free_text errors give. A validate_inputs over these fields would replace that check, but
+    # ComfyUI repeats its message once per validated input; next step: one validated STRING input.
     out = []
     for i, f in enumerate(fields):
         default = default_first if (i == 0 and default_first) else UNSET
@@ -520,6 +524,8 @@ class StagedKSampler(io.ComfyNode):
             if percents is None:
                 log.warning("pose ControlNet: no step of this run is in the %s; it does not act", stages)
                 return positive, negative
+        # TODO(evidence): no vae input, so ControlNets that encode their hint with the VAE (SD3, Flux
+        # union types) get none; SD1.5/2.1 OpenPose ControlNets, the paper's, need no VAE.
         hint = image_to_core(pose_image, "pose_image")  # BHWC -> BCHW, what ControlNet hints are
         cache: dict = {}
         return (
