@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import drafting, pose
+from . import design, drafting, pose
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = [drafting, pose]
+    modules: list = [drafting, pose, design]
     return [node for module in modules for node in module.NODES]
 
 
