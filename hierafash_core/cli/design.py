@@ -259,11 +259,11 @@ class _Progress:
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self.last = -1
-        self.t0 = time.monotonic()
+        self.first: tuple[float, int] | None = None  # (time, step) of the first step seen: the rate leaves out loading
 
     def __call__(self, kind: str, data: dict) -> None:
         if kind == "stage":
-            self.t0, self.last = time.monotonic(), -1
+            self.first, self.last = None, -1
             print(f"[{data['index'] + 1}/{data['count']}] {data['title']}", file=sys.stderr, flush=True)
         elif kind == "progress":
             value, total = int(data["value"]), max(1, int(data["max"]))
@@ -272,9 +272,13 @@ class _Progress:
                 return
             self.last = quarter
             bar = "#" * (24 * value // total)
-            rate = (time.monotonic() - self.t0) / max(value, 1)
+            now = time.monotonic()
+            if self.first is None:
+                self.first = (now, value)
+            rate = (now - self.first[0]) / (value - self.first[1]) if value > self.first[1] else None
+            speed = f", {rate:.1f} s/step" if rate else ""
             end = "\n" if value >= total else ("\r" if self.tty else "\n")
-            print(f"      [{bar:<24}] {value}/{total} steps, {rate:.1f} s/step", end=end, file=sys.stderr, flush=True)
+            print(f"      [{bar:<24}] {value}/{total} steps{speed}", end=end, file=sys.stderr, flush=True)
         elif kind == "done":
             print(f"      done in {data['seconds']:.1f} s: {', '.join(data['files'])}", file=sys.stderr, flush=True)
 
