@@ -97,6 +97,7 @@ class ComfyServer:
     process: subprocess.Popen | None = None
     # In its own session the server does not get the terminal's Ctrl-C: the caller interrupts and stops it.
     new_session: bool = False
+    cpu: bool = True  # False: ComfyUI picks the device (a GPU when torch sees one)
 
     @property
     def url(self) -> str:
@@ -110,7 +111,7 @@ class ComfyServer:
         cmd = [
             self.python,
             str(Path(self.comfyui) / "main.py"),
-            "--cpu",
+            *(["--cpu"] if self.cpu else []),
             "--listen",
             LOOPBACK,
             "--port",

@@ -76,6 +76,7 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
         metavar="URL",
         help="use this running ComfyUI instead of starting one (it needs this pack; model names are its own)",
     )
+    m.add_argument("--cpu", action="store_true", help="run the private ComfyUI on the CPU even when a GPU is seen")
     m.add_argument("--out", default=out_default, help="output folder (default: %(default)s)")
     m.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per stage (default: %(default)s)")
     s = p.add_argument_group("sampling")
@@ -333,7 +334,7 @@ def _session(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] 
              concepts: dict, attributes: dict, edits: list) -> int:  # fmt: skip
     from ..api_client import ComfyClient
     from ..comfy_server import find_comfyui
-    from ..design.host import private_server, upload_photo
+    from ..design.host import accelerator, private_server, upload_photo
     from ..design.session import DesignError, DesignInterrupted, run_session
     from ..design.spec import DesignSpec
 
@@ -404,8 +405,10 @@ def _session(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] 
         spec_kwargs["checkpoint"] = settings["checkpoint"]
         spec_kwargs["controlnet"] = settings.get("controlnet")
         print(f"starting ComfyUI from {comfyui} (private, on 127.0.0.1)", file=sys.stderr, flush=True)
+        device = "cpu" if args.cpu else (accelerator() or "cpu")
+        entry["device"] = device
         try:
-            with private_server(comfyui, models, keep_log=out / "comfyui.log") as server:
+            with private_server(comfyui, models, keep_log=out / "comfyui.log", cpu=device == "cpu") as server:
                 return go(server.url, entry, test_model)
         except (RuntimeError, TimeoutError) as exc:
             raise CLIError(f"ComfyUI did not start: {exc}") from None

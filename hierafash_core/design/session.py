@@ -175,8 +175,8 @@ def _sheet(out_dir: Path, graph: DesignGraph, record: dict, note: str) -> str | 
         fig = entry.get("preservation", {})
         kept = fig.get("latent_max_abs_diff_outside")
         psnr = fig.get("pixel_psnr_outside_db")
-        kept_text = "" if kept is None else f" | outside: max latent change {kept:.1e}"
-        kept_text += "" if psnr is None else f", PSNR {psnr:.1f} dB"
+        kept_text = "" if kept is None else f"; outside the region: latent max change {kept:.2g}"
+        kept_text += "" if psnr is None else f", image PSNR {psnr:.0f} dB"
         panels.append(
             Panel(
                 Image.open(out_dir / image),
