@@ -125,7 +125,9 @@ class DesignSpec:
     steps: int = 30
     cfg: float = 9.0
     sampler: str = "ddim"
-    scheduler: str = "ddim_uniform"
+    # ComfyUI's default: its first step is at full noise for any step count (ddim_uniform's first step
+    # is t=901 at 10 steps and t=749 at 4, which skips the concept window t >= 900).
+    scheduler: str = "normal"
     edit_sampler: str = "euler"
     edit_mode: str = "both"
     width: int = 512
