@@ -157,7 +157,8 @@ def test_pose_file_on_a_running_server(comfy_server, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("photo", "edit", "message"),
     [
-        ("coffee", "collar=V-Neck", r"photo '.*coffee.*': no person found in image 0 .*use a photo where one person"),
+        ("coffee", "collar=V-Neck", r"photo 'coffee.png': no person found in image 0 .*use a photo where a person is "
+                                    r"clearly visible"),
         ("astronaut", "hem=Draped", r"edit 3 \(hem = Draped\): the hem region .* lies outside the photo .*Use a "
                                     r"photo that shows the body down to the knees"),
     ],

@@ -88,7 +88,7 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _failure_message(graph: DesignGraph, stage: Stage, exc: Exception) -> str:
+def _failure_message(graph: DesignGraph, stage: Stage, exc: Exception, photo: str | None = None) -> str:
     """The failing node's own message, said in terms of what the user gave (the photo, an edit)."""
     if isinstance(exc, PromptFailed):
         status = exc.history.get("status", {})
@@ -99,7 +99,7 @@ def _failure_message(graph: DesignGraph, stage: Stage, exc: Exception) -> str:
                 kind = node.get("class_type", data.get("node_type"))
                 text = _one_line(data.get("exception_message", ""))
                 if kind == "HieraFash_PoseDetect":
-                    return f"photo {graph.spec.photo!r}: {text}"
+                    return f"photo {photo or graph.spec.photo!r}: {text}"
                 if kind == "HieraFash_ParseMask":
                     edit_stage = next((s for s in graph.stages if s.mask_node == node_id), stage)
                     return f"edit {edit_stage.index - 1} ({edit_stage.edit.describe()}): {text}"
@@ -283,7 +283,7 @@ def run_session(
             finish("interrupted", stage.key, "stopped by the user (Ctrl-C)")
             raise DesignInterrupted(record) from None
         except (ComfyAPIError, DesignError, OSError) as exc:
-            message = _failure_message(graph, stage, exc)
+            message = _failure_message(graph, stage, exc, record.get("photo_source"))
             entry_record.update(status="failed", seconds=round(time.monotonic() - start, 2), error=message)
             finish("failed", stage.key, message)
             raise DesignError(message, record) from None
