@@ -249,3 +249,20 @@ def test_read_only_output_folder(tmp_path, capsys):
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and "cannot write there (Permission denied); choose a folder you can write to" in lines[0]
     assert earlier.read_bytes() == b"an earlier run's image" and sorted(os.listdir(out)) == ["draft.png"]
+
+
+def test_queue_downloads_saved_latents_and_keeps_names_inside_the_folder(tmp_path):
+    """`hierafash queue` fetches SaveLatent outputs too (the design workflow saves every stage's latent)."""
+    from hierafash_core.queue import download_outputs
+
+    class Client:
+        def view(self, filename, subfolder, folder_type):
+            return f"{subfolder}/{filename}:{folder_type}".encode()
+
+    entry = {"outputs": {
+        "15": {"latents": [{"filename": "draft_00001_.latent", "subfolder": "hierafash/design", "type": "output"}]},
+        "14": {"images": [{"filename": "../../evil.png", "subfolder": "", "type": "output"}]},
+    }}  # fmt: skip
+    files = download_outputs(Client(), entry, tmp_path)
+    assert sorted(p.name for p in files) == ["14_evil.png", "15_draft_00001_.latent"]
+    assert (tmp_path / "15_draft_00001_.latent").read_bytes() == b"hierafash/design/draft_00001_.latent:output"

@@ -154,6 +154,31 @@ def test_pose_file_on_a_running_server(comfy_server, tmp_path, capsys):
     assert "pose file" in json.dumps(record["stages"][0]) or record["stages"][0]["files"]["pose.png"] == "pose.png"
 
 
+def test_draft_from_the_photo_with_a_design_file(comfy_server, tmp_path, capsys):
+    """A YAML design file; the draft starts from the photo on the canvas (VAEEncode, denoise below 1)."""
+    photo = _photo(tmp_path, "astronaut")
+    design = tmp_path / "look.yaml"
+    design.write_text(
+        f"photo: {photo.name}\nconcepts: Blouse, Office Lady, Office\nedits: [collar=Stand]\n"
+        f"start_denoise: 0.5\nwidth: 64\nheight: 88\nsteps: 4\ncheckpoint: {TINY_CKPT}\n"
+    )
+    out = tmp_path / "out"
+    rc = main(["design", "--design", str(design), "--server", comfy_server.url, "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    record = json.loads((out / "run.json").read_text())
+    api = json.loads((out / "workflow_api.json").read_text())
+    sampler = next(n for n in api.values() if n["class_type"] == "HieraFash_StagedKSampler")
+    assert api[sampler["inputs"]["latent_image"][0]]["class_type"] == "VAEEncode"
+    assert sampler["inputs"]["denoise"] == 0.5
+    assert record["settings"]["concepts"] == {"category": "Blouse", "style": "Office Lady", "occasion": "Office"}
+    assert record["stages"][2]["edit"] == {"attribute": "collar", "code": "A4", "value": "Stand",
+                                           "start_timestep": 671, "mask": "mask1_collar.png"}  # fmt: skip
+    # the draft keeps the photo's layout: closer to the photo on the canvas than a draft from noise would be
+    draft = np.asarray(Image.open(out / "draft.png").convert("L"), dtype=float)
+    canvas = np.asarray(Image.open(out / "photo.png").convert("L"), dtype=float)
+    assert np.corrcoef(draft.ravel(), canvas.ravel())[0, 1] > 0.3
+
+
 @pytest.mark.parametrize(
     ("photo", "edit", "message"),
     [
