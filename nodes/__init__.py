@@ -11,7 +11,9 @@ from comfy_api.latest import ComfyExtension, io
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = []
+    from . import editing
+
+    modules: list = [editing]
     return [node for module in modules for node in module.NODES]
 
 
