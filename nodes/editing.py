@@ -25,6 +25,7 @@ from ..hierafash_core.editing import (
     SamplerName,
     StartMethod,
     latent_mask,
+    release_mask,
     resolve_start,
     run_edit,
 )
@@ -181,12 +182,13 @@ class GradientGuidedEdit(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "guidance_weight",
-                    default=0.5,
+                    default=1.0,
                     min=0.0,
-                    max=20.0,
+                    max=1.99,
                     step=0.01,
-                    tooltip="Guidance weight lambda (x <- x - lambda * dL/dx). With the clean-estimate path 0.5 is "
-                    "a full correction and 1 or more diverges; through the model, try 0.5-2.",
+                    tooltip="How much of the kept region's error one guidance update removes: 1 = all of it "
+                    "(to first order), 0.5 = half, 0 = off; from 2 on it would diverge. The step length adapts to "
+                    "the noise level and the model, so the same weight works on every step.",
                 ),
                 io.Float.Input(
                     "guidance_start",
@@ -365,10 +367,11 @@ class GradientGuidedEdit(io.ComfyNode):
             work_model, noise, cfg, sampler_obj, sigmas, positive, negative, samples, disable_pbar=True, seed=seed
         )
 
-        # 5. exact outside the mask when blending (the sampler's last blend, in the caller's latent scale)
+        # 5. exact outside the mask when blending (the sampler's last blend, again in the caller's latent
+        # scale: the model's scaling in and out is not bit-exact)
         edited = edited.to(samples.device, samples.dtype)
         if config.mode.blends:
-            edited = torch.lerp(samples, edited, edit_mask.to(samples.device, samples.dtype))
+            edited = torch.lerp(samples, edited, release_mask(edit_mask, 1.0).to(samples.device, samples.dtype))
         out = {k: v for k, v in source.items() if k != "noise_mask"}
         out["samples"] = edited
         return io.NodeOutput(out)

@@ -10,16 +10,26 @@
 Pure torch; never imports ComfyUI.
 """
 
-from .guidance import MAX_GUIDANCE_ITERS, Denoiser, GradientPath, GuidanceConfig, guided_denoise, keep_loss
+from .guidance import (
+    MAX_GUIDANCE_ITERS,
+    MAX_GUIDANCE_WEIGHT,
+    Denoiser,
+    GradientPath,
+    GuidanceConfig,
+    guidance_update,
+    guided_denoise,
+    keep_loss,
+)
 from .inversion import MAX_INVERSION_REFINE, ddim_invert
 from .loop import EditConfig, EditResult, Mode, StartMethod, run_edit
-from .masks import blend, latent_mask
+from .masks import blend, latent_mask, release_mask
 from .starts import ATTRIBUTE_START_T, EditStart, attribute_start_timestep, first_step_at_or_below, resolve_start
 from .steppers import SamplerName, make_stepper
 
 __all__ = [
     "ATTRIBUTE_START_T",
     "MAX_GUIDANCE_ITERS",
+    "MAX_GUIDANCE_WEIGHT",
     "MAX_INVERSION_REFINE",
     "Denoiser",
     "EditConfig",
@@ -34,10 +44,12 @@ __all__ = [
     "blend",
     "ddim_invert",
     "first_step_at_or_below",
+    "guidance_update",
     "guided_denoise",
     "keep_loss",
     "latent_mask",
     "make_stepper",
+    "release_mask",
     "resolve_start",
     "run_edit",
 ]

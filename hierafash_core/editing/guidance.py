@@ -4,7 +4,15 @@ HieraFashDiff describes a differentiable loss on the non-edit region that steers
 gradient (its released code never runs it). The form used here (DESIGN.md section 2):
 
     L(x) = || (1 - m) * (D(x, sigma) - z0_src) ||^2          (sum over every latent value)
-    x   <- x - lambda * dL/dx                                  (before the step)
+    x   <- x - lambda_t * dL/dx                                (before the step)
+    lambda_t = w * 2 L / || dL/dx ||^2                         (per batch item)
+
+The step length lambda_t is the Gauss-Newton length along the gradient: if D were linear in x,
+weight w removes the fraction w of the kept-region error (w = 1 removes all of it, 0 < w < 2
+converges, 2 or more diverges). So one weight means the same at every noise level and for every
+model, although the model's Jacobian dD/dx is near the identity at low noise and much smaller
+at high noise. Through the model, an update never moves x by more than MAX_STEP_PER_SIGMA times
+sigma (RMS), so a small Jacobian cannot throw x far from its noise level.
 
 | symbol   | here        | meaning                                                      |
 |----------|-------------|--------------------------------------------------------------|
@@ -12,15 +20,14 @@ gradient (its released code never runs it). The form used here (DESIGN.md sectio
 | z0_hat   | ``D``       | the model's clean estimate D(x, sigma) (CFG applied)        |
 | z0_src   | ``source``  | the latent being edited                                      |
 | m        | ``mask``    | 1 where the edit may change the design, soft on edges        |
-| lambda   | ``weight``  | guidance weight                                              |
+| lambda_t | (derived)   | step length, from the weight w (``weight``)                  |
 
 Gradient paths:
 
 - ``CLEAN_ESTIMATE``: the noise prediction eps = (x - D) / sigma is held constant, so
   D(x') = x' - sigma * eps and dD/dx is the identity. No backward pass through the model; the
-  update costs a few element-wise operations. With this path, weight 0.5 moves the clean estimate
-  outside the mask exactly onto the source (the update is 2 * lambda * (1 - m)^2 * (D - z0_src));
-  weights of 1 or more overshoot and diverge.
+  update costs a few element-wise operations. With a hard mask, weight 1 puts the clean estimate
+  outside the mask exactly onto the source.
 - ``THROUGH_MODEL``: autograd through the denoiser, so the model's own Jacobian shapes the update
   (the content inside the mask is pulled to agree with what is kept). One forward pass with
   activations kept plus one backward pass per inner iteration.
@@ -42,6 +49,8 @@ import torch
 log = logging.getLogger(__name__)
 
 MAX_GUIDANCE_ITERS = 8  # inner gradient iterations per step; each costs a forward and a backward pass
+MAX_GUIDANCE_WEIGHT = 2.0  # the step removes the fraction w of the error; from 2 on it grows instead
+MAX_STEP_PER_SIGMA = 1.0  # an update moves x by at most this many sigma (RMS): x stays near its noise level
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (B,C,h,w), sigma (B,)) -> D (B,C,h,w)
 
@@ -56,27 +65,31 @@ class GuidanceConfig:
     """How and when the keep-the-rest gradient acts.
 
     Attributes:
-        weight: lambda; 0 turns guidance off.
+        weight: w, the fraction of the kept-region error one update removes (to first order);
+            0 turns guidance off, 1 is a full correction.
         start, end: the fraction of the edit's steps it acts in, ``start <= i / steps < end``.
         path: see :class:`GradientPath`.
         iterations: gradient updates per step (1..MAX_GUIDANCE_ITERS).
     """
 
-    weight: float = 0.5
+    weight: float = 1.0
     start: float = 0.0
     end: float = 1.0
     path: GradientPath = GradientPath.CLEAN_ESTIMATE
     iterations: int = 1
 
     def __post_init__(self) -> None:
-        if not self.weight >= 0:
-            raise ValueError(f"guidance weight={self.weight}: must be 0 or more (0 turns guidance off)")
-        object.__setattr__(self, "path", GradientPath(self.path))
-        if self.path is GradientPath.CLEAN_ESTIMATE and self.weight >= 1:
+        if not 0 <= self.weight < MAX_GUIDANCE_WEIGHT:
             raise ValueError(
-                f"guidance weight={self.weight} with the clean-estimate path: 1 or more overshoots the source "
-                "and diverges; use 0.5 for a full correction, less for a gentler one"
+                f"guidance weight={self.weight}: use 0 <= weight < {MAX_GUIDANCE_WEIGHT:g} (1 is a full correction "
+                "of the kept region per update, 0 turns guidance off; 2 or more diverges)"
             )
+        try:
+            object.__setattr__(self, "path", GradientPath(self.path))
+        except ValueError:
+            raise ValueError(
+                f"gradient path={self.path!r} is not one of {', '.join(repr(p.value) for p in GradientPath)}"
+            ) from None
         if not 0 <= self.start <= 1 or not 0 <= self.end <= 1:
             raise ValueError(f"guidance range {self.start}..{self.end}: both ends must lie in 0..1")
         if self.start > self.end:
@@ -94,7 +107,11 @@ class GuidanceConfig:
 
 @dataclass(frozen=True)
 class GuidedStep:
-    """The result of :func:`guided_denoise`: the moved latent, the clean estimate to step with, losses."""
+    """The result of :func:`guided_denoise`: the moved latent, the clean estimate to step with, losses.
+
+    ``loss_after`` is the loss of ``denoised``; through the model that estimate is held from before
+    the last update, so the update's effect shows in the next step's ``loss_before``.
+    """
 
     x: torch.Tensor
     denoised: torch.Tensor
@@ -103,8 +120,27 @@ class GuidedStep:
 
 
 def keep_loss(denoised: torch.Tensor, source: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """L = || keep * (D - z0_src) ||^2, summed; ``keep`` is ``1 - m``, (B, 1, h, w)."""
-    return (keep * (denoised - source)).square().sum()
+    """L per batch item, (B,): || keep * (D - z0_src) ||^2 over (C, h, w); ``keep`` = ``1 - m``, (B, 1, h, w)."""
+    return (keep * (denoised - source)).square().flatten(1).sum(dim=1)
+
+
+def guidance_update(
+    loss: torch.Tensor, grad: torch.Tensor, weight: float, max_rms: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The update to subtract from x: lambda_t * dL/dx with lambda_t = w * 2 L / ||dL/dx||^2.
+
+    Args:
+        loss: (B,) L per item; grad: (B, C, h, w) dL/dx.
+        max_rms: (B,) the largest RMS the update may have per item (None: no cap).
+    """
+    view = (-1, *([1] * (grad.ndim - 1)))
+    length = weight * 2 * loss / grad.square().flatten(1).sum(dim=1).clamp_min(1e-20)  # (B,)
+    update = length.view(view) * grad
+    if max_rms is None:
+        return update
+    rms = update.square().flatten(1).mean(dim=1).sqrt()  # (B,)
+    scale = torch.where(rms > max_rms, max_rms / rms.clamp_min(1e-20), torch.ones_like(rms))
+    return update * scale.view(view)
 
 
 def guided_denoise(
@@ -130,10 +166,13 @@ def guided_denoise(
            which autograd refuses to save).
         2. Per iteration: a fresh leaf ``x`` with grad; D from the model (through-model path) or
            ``x - sigma * eps`` with eps held (clean-estimate path); L; dL/dx by autograd.
-        3. ``x <- x - lambda * dL/dx``.
-        4. The clean estimate for the step is ``x - sigma * eps`` with the last eps: the step does
-           not call the model again (one model call per iteration in all, none extra).
+        3. ``x <- x - lambda_t * dL/dx`` (:func:`guidance_update`).
+        4. The clean estimate the step uses, without another model call: clean-estimate path,
+           ``x - sigma * eps`` (exact under its held eps); through the model, the estimate of the last
+           model call, held (the update shows in the next step's estimate, as in DPS, Chung et al.
+           2023). Either way there is one model call per iteration and none extra.
     """
+    through_model = config.path is GradientPath.THROUGH_MODEL
     with torch.inference_mode(False), torch.enable_grad():
         # 1. normal tensors, detached from anything the host recorded
         x_cur = x.detach().clone()
@@ -141,28 +180,26 @@ def guided_denoise(
         src = source.detach().clone()
         kp = keep.detach().clone()
         s = sig.view(-1, *([1] * (x_cur.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
-        eps = None
-        if config.path is GradientPath.CLEAN_ESTIMATE:
+        # Moving x along the model's gradient can leave its noise level; the held-eps update cannot.
+        cap = MAX_STEP_PER_SIGMA * sig if through_model else None
+        eps = held = None
+        if not through_model:
             with torch.no_grad():
                 eps = (x_cur - denoise(x_cur, sig)) / s
         losses: list[float] = []
         for _ in range(config.iterations):
             # 2. gradient of the kept-region loss at the current latent
             leaf = x_cur.detach().requires_grad_(True)
-            if config.path is GradientPath.THROUGH_MODEL:
-                d = denoise(leaf, sig)
-                with torch.no_grad():
-                    eps = (leaf - d) / s
-            else:
-                d = leaf - s * eps
-            loss = keep_loss(d, src, kp)
-            (grad,) = torch.autograd.grad(loss, leaf)
-            losses.append(float(loss.detach()))
-            # 3. the update
-            x_cur = (leaf - config.weight * grad).detach()
-        # 4. the clean estimate the step uses, with eps held from the last model call
+            d = denoise(leaf, sig) if through_model else leaf - s * eps
+            loss = keep_loss(d, src, kp)  # (B,)
+            (grad,) = torch.autograd.grad(loss.sum(), leaf)
+            losses.append(float(loss.detach().sum()))
+            held = d.detach()
+            # 3. the update, its length from the weight (see the module docstring)
+            x_cur = (leaf - guidance_update(loss.detach(), grad, config.weight, cap)).detach()
+        # 4. the clean estimate the step uses
         with torch.no_grad():
-            denoised = x_cur - s * eps
-            after = float(keep_loss(denoised, src, kp))
+            denoised = held if through_model else x_cur - s * eps
+            after = float(keep_loss(denoised, src, kp).sum())
     log.debug("guidance (%s): kept-region loss %.5g -> %.5g", config.path.value, losses[0], after)
     return GuidedStep(x_cur, denoised, losses[0], after)

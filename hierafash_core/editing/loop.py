@@ -26,7 +26,7 @@ import torch
 
 from .guidance import Denoiser, GuidanceConfig, guided_denoise
 from .inversion import ddim_invert
-from .masks import blend
+from .masks import blend, release_mask
 from .steppers import SamplerName, make_stepper
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,9 @@ def run_edit(
         2. For each step i (sigma_i -> sigma_{i+1}):
            a. the clean estimate D; where guidance acts, x and D after the guidance update;
            b. the step rule moves x to sigma_{i+1};
-           c. blending: x <- ref_{i+1} + m * (x - ref_{i+1}). At the last step ref_N = z0_src, so
-              the kept region is exact.
+           c. blending: x <- ref_{i+1} where the cell is not yet released (see
+              :func:`.masks.release_mask`: a cell with mask value m is edited in the last fraction m
+              of the steps). At the last step ref_N = z0_src, so cells with m = 0 are exact.
     """
     config = config or EditConfig()
     check_edit_inputs(sigmas, source, mask, noise)
@@ -159,18 +160,22 @@ def run_edit(
     total = n * (2 + config.inversion_refine) if inverting else n
     done = 0
 
-    def tick() -> None:
+    def report(now: int) -> None:
         nonlocal done
-        done += 1
+        done = now
         if callback is not None:
             callback(done, total)
 
     # 1. the start latent and the blend references
     if inverting:
+        per_step = 1 + config.inversion_refine  # model calls per inversion step
         trajectory = ddim_invert(
-            denoise, sigmas, source, refine=config.inversion_refine, callback=lambda k, _n: tick()
+            denoise,
+            sigmas,
+            source,
+            refine=config.inversion_refine,
+            callback=lambda k, _n: report(k * per_step),
         )
-        done = n * (1 + config.inversion_refine)
 
         def reference(i: int) -> torch.Tensor:
             return trajectory[i]
@@ -201,10 +206,10 @@ def run_edit(
         x = stepper.step(x, denoised, sigma, sigma_next)
         # c. keep the rest
         if config.mode.blends:
-            x = blend(x, reference(i + 1), mask)
+            x = blend(x, reference(i + 1), release_mask(mask, (i + 1) / n))
         if preview is not None:
             preview(i, x, denoised)
-        tick()
+        report(done + 1)
 
     if losses:
         log.info(
