@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
 log = logging.getLogger(__name__)
 
 
@@ -36,6 +38,16 @@ def _wrap_all_weights(patcher, prefix: str = "") -> int:
     return count
 
 
+def _fresh_skip(h, transformer_options):
+    """Hand the next UNet block a copy of the skip tensor when autograd records the pass.
+
+    ComfyUI adds a ControlNet's output residuals to the stored skip tensors in place; the next
+    input block has already saved that tensor for backward, so the in-place add would break the
+    gradient. With the copy, the block saves a tensor that nothing modifies later.
+    """
+    return h.clone() if torch.is_grad_enabled() and h.requires_grad else h
+
+
 def grad_ready_model(model):
     """A clone of ``model`` whose diffusion model can be differentiated through under inference mode.
 
@@ -43,6 +55,7 @@ def grad_ready_model(model):
         model: a ComfyUI ``ModelPatcher`` (MODEL); it is not modified.
     """
     clone = model.clone()
+    clone.set_model_input_block_patch_after_skip(_fresh_skip)
     count = _wrap_all_weights(clone, "diffusion_model.")
     log.info(
         "gradient through the model: %d diffusion-model weights are copied layer by layer on each pass "

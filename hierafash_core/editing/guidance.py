@@ -11,8 +11,9 @@ The step length lambda_t is the Gauss-Newton length along the gradient: if D wer
 weight w removes the fraction w of the kept-region error (w = 1 removes all of it, 0 < w < 2
 converges, 2 or more diverges). So one weight means the same at every noise level and for every
 model, although the model's Jacobian dD/dx is near the identity at low noise and much smaller
-at high noise. Through the model, an update never moves x by more than MAX_STEP_PER_SIGMA times
-sigma (RMS), so a small Jacobian cannot throw x far from its noise level.
+at high noise. Through the model, an update never moves x (RMS) by more than MAX_STEP_PER_SIGMA
+times sigma plus the kept-region error, so a small Jacobian cannot throw x far from its noise
+level.
 
 | symbol   | here        | meaning                                                      |
 |----------|-------------|--------------------------------------------------------------|
@@ -109,8 +110,8 @@ class GuidanceConfig:
 class GuidedStep:
     """The result of :func:`guided_denoise`: the moved latent, the clean estimate to step with, losses.
 
-    ``loss_after`` is the loss of ``denoised``; through the model that estimate is held from before
-    the last update, so the update's effect shows in the next step's ``loss_before``.
+    ``loss_after`` is the loss of ``denoised``, the estimate after the update as
+    :func:`model_gain` predicts it (exact on the clean-estimate path).
     """
 
     x: torch.Tensor
@@ -143,6 +144,19 @@ def guidance_update(
     return update * scale.view(view)
 
 
+def model_gain(grad: torch.Tensor, dloss_dd: torch.Tensor) -> torch.Tensor:
+    """How much D moves per unit move of x along the gradient, per item, (B,), in [0, 1].
+
+    With ``g = J^T v`` (``v = dL/dD``, J = dD/dx) and J close to ``c * I``, ``<g, g> / <v, g>`` is
+    c: a secant estimate from quantities the gradient already gave, no extra model call. It is 1
+    on the clean-estimate path (J = I) and near 1 / (1 + sigma^2) for data of unit variance.
+    """
+    gg = grad.square().flatten(1).sum(dim=1)
+    vg = (dloss_dd * grad).flatten(1).sum(dim=1)
+    gain = torch.where(vg > 0, gg / vg.clamp_min(1e-20), torch.zeros_like(gg))
+    return gain.clamp(0.0, 1.0)
+
+
 def guided_denoise(
     denoise: Denoiser,
     x: torch.Tensor,
@@ -167,10 +181,9 @@ def guided_denoise(
         2. Per iteration: a fresh leaf ``x`` with grad; D from the model (through-model path) or
            ``x - sigma * eps`` with eps held (clean-estimate path); L; dL/dx by autograd.
         3. ``x <- x - lambda_t * dL/dx`` (:func:`guidance_update`).
-        4. The clean estimate the step uses, without another model call: clean-estimate path,
-           ``x - sigma * eps`` (exact under its held eps); through the model, the estimate of the last
-           model call, held (the update shows in the next step's estimate, as in DPS, Chung et al.
-           2023). Either way there is one model call per iteration and none extra.
+        4. The clean estimate the step uses, without another model call: the last estimate moved by
+           the update times the model's gain along it (:func:`model_gain`; exactly
+           ``x - sigma * eps`` on the clean-estimate path). One model call per iteration, none extra.
     """
     through_model = config.path is GradientPath.THROUGH_MODEL
     with torch.inference_mode(False), torch.enable_grad():
@@ -180,8 +193,6 @@ def guided_denoise(
         src = source.detach().clone()
         kp = keep.detach().clone()
         s = sig.view(-1, *([1] * (x_cur.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
-        # Moving x along the model's gradient can leave its noise level; the held-eps update cannot.
-        cap = MAX_STEP_PER_SIGMA * sig if through_model else None
         eps = held = None
         if not through_model:
             with torch.no_grad():
@@ -195,11 +206,19 @@ def guided_denoise(
             (grad,) = torch.autograd.grad(loss.sum(), leaf)
             losses.append(float(loss.detach().sum()))
             held = d.detach()
-            # 3. the update, its length from the weight (see the module docstring)
-            x_cur = (leaf - guidance_update(loss.detach(), grad, config.weight, cap)).detach()
-        # 4. the clean estimate the step uses
+            # 3. the update, its length from the weight (see the module docstring); through the model
+            # it may move x by at most sigma plus the kept-region error (RMS), so a small Jacobian
+            # cannot throw x far from its noise level (the held-eps update needs no cap)
+            cap = None
+            if through_model:
+                error_rms = (kp * (held - src)).square().flatten(1).mean(dim=1).sqrt()  # (B,)
+                cap = MAX_STEP_PER_SIGMA * sig + error_rms
+            update = guidance_update(loss.detach(), grad, config.weight, cap)
+            x_cur = (leaf - update).detach()
+        # 4. the clean estimate the step uses: the last estimate moved by the update times the gain
         with torch.no_grad():
-            denoised = held if through_model else x_cur - s * eps
+            gain = model_gain(grad, 2 * kp.square() * (held - src))
+            denoised = held - gain.view(-1, *([1] * (held.ndim - 1))) * update
             after = float(keep_loss(denoised, src, kp).sum())
     log.debug("guidance (%s): kept-region loss %.5g -> %.5g", config.path.value, losses[0], after)
     return GuidedStep(x_cur, denoised, losses[0], after)

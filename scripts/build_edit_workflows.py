@@ -1,0 +1,278 @@
+"""Write the editing example workflows: the UI file users open, and its API twin the tests run.
+
+    .venv/bin/python scripts/build_edit_workflows.py
+
+One description of each graph gives both files, so they cannot drift apart: the UI workflow
+(``workflows/*.json``, ComfyUI's litegraph format, a 512x704 design as in the paper) and the API
+twin (``tests/workflows/*_api.json``: the seeded test checkpoint, 64x88 pixels, few steps).
+Widget values are written in each node's widget order; keep those orders stable once shipped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Sockets and widgets of the node types used: inputs (name, type), outputs (name, type), widget names.
+# "control_after_generate" is the UI-only widget ComfyUI adds after a seed.
+SPECS: dict[str, dict] = {
+    "CheckpointLoaderSimple": {
+        "inputs": [],
+        "outputs": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+        "widgets": ["ckpt_name"],
+    },
+    "CLIPTextEncode": {"inputs": [("clip", "CLIP")], "outputs": [("CONDITIONING", "CONDITIONING")],
+                       "widgets": ["text"]},
+    "EmptyLatentImage": {"inputs": [], "outputs": [("LATENT", "LATENT")],
+                         "widgets": ["width", "height", "batch_size"]},
+    "KSampler": {
+        "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                   ("latent_image", "LATENT")],
+        "outputs": [("LATENT", "LATENT")],
+        "widgets": ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
+    },
+    "SolidMask": {"inputs": [], "outputs": [("MASK", "MASK")], "widgets": ["value", "width", "height"]},
+    "MaskComposite": {
+        "inputs": [("destination", "MASK"), ("source", "MASK")],
+        "outputs": [("MASK", "MASK")],
+        "widgets": ["x", "y", "operation"],
+    },
+    "FeatherMask": {"inputs": [("mask", "MASK")], "outputs": [("MASK", "MASK")],
+                    "widgets": ["left", "top", "right", "bottom"]},
+    "VAEDecode": {"inputs": [("samples", "LATENT"), ("vae", "VAE")], "outputs": [("IMAGE", "IMAGE")], "widgets": []},
+    "SaveImage": {"inputs": [("images", "IMAGE")], "outputs": [], "widgets": ["filename_prefix"]},
+    "SaveLatent": {"inputs": [("samples", "LATENT")], "outputs": [], "widgets": ["filename_prefix"]},
+    "HieraFash_GradientGuidedEdit": {
+        "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                   ("source", "LATENT"), ("mask", "MASK"), ("control_net", "CONTROL_NET"), ("pose_image", "IMAGE")],
+        "outputs": [("edited", "LATENT")],
+        "widgets": ["attribute", "start_timestep", "start_step", "steps", "cfg", "sampler", "scheduler", "seed",
+                    "control_after_generate", "mode", "guidance_weight", "guidance_start", "guidance_end",
+                    "gradient_path", "guidance_iterations", "start_method", "inversion_refinements",
+                    "control_strength"],
+    },
+}  # fmt: skip
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    title: str
+    widgets: dict
+    links: dict = field(default_factory=dict)  # input name -> (source node id, output slot)
+    pos: tuple[int, int] = (0, 0)
+    api_only: bool = False  # present in the test twin only (e.g. SaveLatent, to read latents back)
+
+
+def edit_defaults(**values) -> dict:
+    base = {
+        "attribute": "A2 sleeve length (t=831)",
+        "start_timestep": 751,
+        "start_step": 8,
+        "steps": 30,
+        "cfg": 7.0,
+        "sampler": "euler",
+        "scheduler": "normal",
+        "seed": 0,
+        "control_after_generate": "fixed",
+        "mode": "both",
+        "guidance_weight": 1.0,
+        "guidance_start": 0.0,
+        "guidance_end": 1.0,
+        "gradient_path": "clean estimate",
+        "guidance_iterations": 1,
+        "start_method": "noise",
+        "inversion_refinements": 0,
+        "control_strength": 1.0,
+    }
+    base.update(values)
+    return base
+
+
+def rect_mask(
+    nodes: list[Node],
+    first_id: int,
+    canvas: int,
+    boxes: list[tuple[int, int, int, int]],
+    feather: int,
+    column: int,
+    row: int,
+    title: str,
+) -> int:
+    """SolidMask squares composited onto ``canvas`` and feathered; returns the FeatherMask's id."""
+    nid, previous = first_id, (canvas, 0)
+    for k, (x, y, w, h) in enumerate(boxes):
+        nodes.append(
+            Node(
+                nid,
+                "SolidMask",
+                f"{title}: box {k + 1}",
+                {"value": 1.0, "width": w, "height": h},
+                pos=(column, row + 120 * k),
+            )
+        )
+        nodes.append(
+            Node(
+                nid + 1,
+                "MaskComposite",
+                f"{title}: place box {k + 1}",
+                {"x": x, "y": y, "operation": "add"},
+                {"destination": previous, "source": (nid, 0)},
+                pos=(column + 260, row + 120 * k),
+            )
+        )
+        previous = (nid + 1, 0)
+        nid += 2
+    nodes.append(
+        Node(
+            nid,
+            "FeatherMask",
+            f"{title}: mask",
+            {"left": feather, "top": feather, "right": feather, "bottom": feather},
+            {"mask": previous},
+            pos=(column + 520, row),
+        )
+    )
+    return nid  # fmt: skip
+
+
+def edit_chain(scale: int, test: bool) -> list[Node]:
+    """Draft (core KSampler) then three chained edits: sleeve length, collar, hem.
+
+    ``scale`` divides every pixel size (1: 512x704 as in the paper; 8: 64x88 for the tests).
+    """
+    w, h = 512 // scale, 704 // scale
+
+    def box(x, y, bw, bh):
+        return (x // scale, y // scale, bw // scale, bh // scale)
+
+    steps = 4 if test else 30
+    ckpt = "hierafash-tiny-sd15.safetensors" if test else "v1-5-pruned-emaonly.safetensors"
+    caption = "Dress, Elegant, Party, Elongate Neck, Sense of Agility and Elegance"
+    nodes = [
+        Node(1, "CheckpointLoaderSimple", "Checkpoint", {"ckpt_name": ckpt}, pos=(0, 0)),
+        Node(2, "CLIPTextEncode", "Draft: concepts", {"text": caption}, {"clip": (1, 1)}, pos=(360, 0)),
+        Node(3, "CLIPTextEncode", "Negative", {"text": "lowres, blurry, deformed"}, {"clip": (1, 1)}, pos=(360, 260)),
+        Node(4, "EmptyLatentImage", "Canvas", {"width": w, "height": h, "batch_size": 1}, pos=(360, 520)),
+        Node(5, "KSampler", "Draft", {"seed": 1, "control_after_generate": "fixed", "steps": 4 if test else 30,
+                                      "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
+             {"model": (1, 0), "positive": (2, 0), "negative": (3, 0), "latent_image": (4, 0)}, pos=(800, 0)),
+        Node(6, "SolidMask", "Empty canvas mask", {"value": 0.0, "width": w, "height": h}, pos=(0, 700)),
+    ]  # fmt: skip
+    # Regions on the 512x704 design: arms (sleeves), around the neck (collar), the skirt's lower edge (hem).
+    masks = {
+        "sleeves": [box(56, 152, 112, 272), box(344, 152, 112, 272)],
+        "collar": [box(200, 88, 112, 104)],
+        "hem": [box(112, 520, 288, 160)],
+    }
+    edits = [
+        ("sleeves", "Edit A2: sleeve length", "A2 sleeve length (t=831)", "Long Dress, Long Sleeve"),
+        ("collar", "Edit A4: collar", "A4 collar (t=671)", "Long Dress, Long Sleeve, Regular Sleeve, V-Neck"),
+        ("hem", "Edit A5: hem", "A5 hem (t=591)", "Long Dress, Long Sleeve, Regular Sleeve, V-Neck, Draped Hem"),
+    ]
+    source, row = (5, 0), 700
+    for k, (region, title, attribute, fields) in enumerate(edits):
+        base_id = 20 + 20 * k
+        mask_id = rect_mask(nodes, base_id, 6, masks[region], max(16 // scale, 1), 0, row, title)
+        text_id, edit_id = base_id + 10, base_id + 11
+        nodes.append(
+            Node(
+                text_id,
+                "CLIPTextEncode",
+                f"{title}: prompt",
+                {"text": f"{caption}, {fields}"},
+                {"clip": (1, 1)},
+                pos=(800, row),
+            )
+        )
+        nodes.append(Node(edit_id, "HieraFash_GradientGuidedEdit", title,
+                          edit_defaults(attribute=attribute, steps=steps, seed=10 + k),
+                          {"model": (1, 0), "positive": (text_id, 0), "negative": (3, 0), "source": source,
+                           "mask": (mask_id, 0)}, pos=(1240, row)))  # fmt: skip
+        source, row = (edit_id, 0), row + 420
+    last = source[0]
+    nodes += [
+        Node(90, "VAEDecode", "Decode draft", {}, {"samples": (5, 0), "vae": (1, 2)}, pos=(1700, 0)),
+        Node(91, "SaveImage", "Save draft", {"filename_prefix": "hierafash/edit_chain_draft"}, {"images": (90, 0)},
+             pos=(1950, 0)),
+        Node(92, "VAEDecode", "Decode final", {}, {"samples": (last, 0), "vae": (1, 2)}, pos=(1700, 400)),
+        Node(93, "SaveImage", "Save final", {"filename_prefix": "hierafash/edit_chain_final"}, {"images": (92, 0)},
+             pos=(1950, 400)),
+    ]  # fmt: skip
+    if test:
+        for n, (src, prefix) in enumerate([(5, "draft"), (31, "edit1"), (51, "edit2"), (71, "edit3")]):
+            nodes.append(Node(95 + n, "SaveLatent", f"Save {prefix} latent", {"filename_prefix": f"chain/{prefix}"},
+                              {"samples": (src, 0)}, api_only=True))  # fmt: skip
+    return nodes
+
+
+def to_api(nodes: list[Node]) -> dict:
+    graph = {}
+    for node in nodes:
+        inputs = {k: v for k, v in node.widgets.items() if k != "control_after_generate"}
+        inputs.update({name: [str(src), slot] for name, (src, slot) in node.links.items()})
+        graph[str(node.id)] = {"class_type": node.type, "inputs": inputs, "_meta": {"title": node.title}}
+    return graph
+
+
+def to_ui(nodes: list[Node]) -> dict:
+    ui_nodes, links, link_id = [], [], 0
+    by_id = {n.id: n for n in nodes if not n.api_only}
+    out_links: dict[tuple[int, int], list[int]] = {}
+    in_links: dict[tuple[int, str], int] = {}
+    for node in by_id.values():
+        for name, (src, slot) in node.links.items():
+            link_id += 1
+            spec_type = dict(SPECS[node.type]["inputs"])[name]
+            links.append([link_id, src, slot, node.id, [i for i, _ in SPECS[node.type]["inputs"]].index(name),
+                          spec_type])  # fmt: skip
+            out_links.setdefault((src, slot), []).append(link_id)
+            in_links[(node.id, name)] = link_id
+    for order, node in enumerate(by_id.values()):
+        spec = SPECS[node.type]
+        widgets = [node.widgets[name] for name in spec["widgets"] if name in node.widgets]
+        ui_nodes.append({
+            "id": node.id,
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": [400, 100 + 26 * len(widgets)],
+            "flags": {},
+            "order": order,
+            "mode": 0,
+            "title": node.title,
+            "inputs": [{"name": name, "type": typ, "link": in_links.get((node.id, name))}
+                       for name, typ in spec["inputs"]],
+            "outputs": [{"name": name, "type": typ, "links": out_links.get((node.id, slot), []), "slot_index": slot}
+                        for slot, (name, typ) in enumerate(spec["outputs"])],
+            "properties": {"Node name for S&R": node.type},
+            "widgets_values": widgets,
+        })  # fmt: skip
+    return {
+        "last_node_id": max(by_id),
+        "last_link_id": link_id,
+        "nodes": ui_nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+    }
+
+
+def write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {path.relative_to(REPO)}")
+
+
+def main() -> None:
+    write(REPO / "workflows" / "hierafash_edit_chain.json", to_ui(edit_chain(scale=1, test=False)))
+    write(REPO / "tests" / "workflows" / "hierafash_edit_chain_api.json", to_api(edit_chain(scale=8, test=True)))
+
+
+if __name__ == "__main__":
+    main()
