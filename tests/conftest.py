@@ -12,13 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from comfy_host import COMFY_DIR, MODELS_CACHE, REPO, InProcessComfy  # noqa: E402
+from graphs import TINY_CKPT  # noqa: E402
 
 from hierafash_core.comfy_server import ComfyServer, prepare_base_directory  # noqa: E402
-from hierafash_core.models.tiny import DEFAULT_NAME, ensure_tiny_checkpoint  # noqa: E402
+from hierafash_core.models.tiny import ensure_tiny_checkpoint  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-TINY_CKPT = DEFAULT_NAME
 
 
 def _require_host() -> Path:

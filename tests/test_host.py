@@ -4,40 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_CKPT
+from graphs import tiny_graph
 
 pytestmark = pytest.mark.comfy
-
-
-def tiny_graph(seed: int = 1, steps: int = 2, size: int = 64, save: bool = False) -> dict:
-    graph = {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": TINY_CKPT}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "Dress, Elegant"}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-        "lat": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-        "ks": {
-            "class_type": "KSampler",
-            "inputs": {
-                "model": ["ckpt", 0],
-                "positive": ["pos", 0],
-                "negative": ["neg", 0],
-                "latent_image": ["lat", 0],
-                "seed": seed,
-                "steps": steps,
-                "cfg": 5.0,
-                "sampler_name": "euler",
-                "scheduler": "normal",
-                "denoise": 1.0,
-            },
-        },
-        "dec": {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["ckpt", 2]}},
-    }
-    if save:
-        graph["save"] = {
-            "class_type": "SaveImage",
-            "inputs": {"images": ["dec", 0], "filename_prefix": "host"},
-        }
-    return graph
 
 
 def test_pack_is_loaded_in_process(comfy):
