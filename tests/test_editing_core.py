@@ -9,6 +9,7 @@ The same properties on the real test model inside ComfyUI are in test_editing_no
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -291,3 +292,42 @@ def test_loop_refuses_mismatched_inputs(scene):
         run_edit(model, sigmas, source, mask[..., :8, :8], noise)
     with pytest.raises(ValueError, match="must end at sigma 0"):
         run_edit(model, sigmas[:-1], source, mask, noise)
+
+
+class UNetLike(torch.nn.Module):
+    """A small module with a diffusers UNet's call signature: ``unet(z, t, encoder_hidden_states=c).sample``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.time = torch.nn.Linear(1, 4)
+        self.text = torch.nn.Linear(32, 4)
+
+    def forward(self, z, t, encoder_hidden_states):
+        bias = self.time(t.view(-1, 1) / 1000) + self.text(encoder_hidden_states.mean(dim=1))  # (B, 4)
+        return SimpleNamespace(sample=torch.tanh(self.conv(z)) + bias[:, :, None, None])
+
+
+def test_diffusers_denoiser_runs_the_edit_headless():
+    """The loop on a UNet called the diffusers way: blend exact, gradient through it, the sigma-to-t map."""
+    from hierafash_core.editing import DiffusersDenoiser
+
+    torch.manual_seed(0)
+    unet = UNetLike().eval().requires_grad_(False)
+    cond, uncond = torch.randn(2, 1, 7, 32)
+    denoise = DiffusersDenoiser(unet, cond, uncond, cfg=5.0)
+    assert denoise.timestep(torch.tensor([sigma_at(591.5, TABLE)])).item() == pytest.approx(591.5, abs=1e-3)
+    source = torch.randn(1, 4, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    sigmas = normal_sigmas(6)
+    start = resolve_start(sigmas, denoise.sigma_table, attribute="hem")
+    config = EditConfig(mode="both", guidance=GuidanceConfig(weight=1.0, path="through the model"))
+    with torch.inference_mode():
+        result = run_edit(denoise, sigmas[start.step :], source, mask, torch.randn_like(source), config)
+    outside = (1 - mask).bool().expand_as(source)
+    assert torch.equal(result.latent[outside], source[outside])
+    assert len(result.guidance_losses) == len(sigmas) - 1 - start.step
+    assert all(after < before for _, before, after in result.guidance_losses)
+    with pytest.raises(ValueError, match="cfg=5.0 needs the negative embeddings"):
+        DiffusersDenoiser(unet, cond, None, cfg=5.0)

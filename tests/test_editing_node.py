@@ -11,7 +11,7 @@ import logging
 import pytest
 import torch
 from comfy_host import GraphFailed
-from conftest import TINY_CKPT
+from graphs import TINY_CKPT
 from tiny_controlnet import build_tiny_controlnet
 
 pytestmark = pytest.mark.comfy

@@ -6,10 +6,12 @@
 - :mod:`.guidance`: the keep-the-rest gradient guidance.
 - :mod:`.inversion`: deterministic DDIM inversion.
 - :mod:`.loop`: :func:`run_edit`, the edit itself.
+- :mod:`.diffusers_unet`: a diffusers UNet as a denoiser (headless runs).
 
 Pure torch; never imports ComfyUI.
 """
 
+from .diffusers_unet import DiffusersDenoiser
 from .guidance import (
     MAX_GUIDANCE_ITERS,
     MAX_GUIDANCE_WEIGHT,
@@ -32,6 +34,7 @@ __all__ = [
     "MAX_GUIDANCE_WEIGHT",
     "MAX_INVERSION_REFINE",
     "Denoiser",
+    "DiffusersDenoiser",
     "EditConfig",
     "EditResult",
     "EditStart",
