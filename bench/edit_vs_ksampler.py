@@ -16,7 +16,7 @@ prompt (VmHWM after resetting it through /proc/PID/clear_refs), also as the rise
 resident memory before the prompt. Medians of --repeats, variants interleaved; ratios against
 ``ksampler`` of the same run.
 
-    .venv/bin/python bench/edit_vs_ksampler.py [--size 256] [--steps 20] [--start-step 4] [--repeats 5]
+    .venv/bin/python bench/edit_vs_ksampler.py [--size 256] [--steps 20] [--start-step 4] [--repeats 3]
 
 Timings on a shared machine are noisy: compare the rows of one run, not runs of different days.
 """
@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -123,7 +125,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent is size/8)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--start-step", type=int, default=4, help="first step of the edit (A2 is step 4 of 20)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads of the server (1 keeps CPU time meaningful under load)"
     )
@@ -131,6 +133,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "edit_vs_ksampler.json")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the server below is stopped too
 
     checkpoint = ensure_tiny_checkpoint(REPO / ".cache" / "models" / "checkpoints")
     # The server inherits these: on a shared machine, spinning thread pools inflate both wall and CPU time.

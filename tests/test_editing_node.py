@@ -174,6 +174,29 @@ def test_pose_controlnet_with_gradient_through_the_model(comfy, comfy_base, tiny
     assert (controlled - free)[INSIDE].abs().max().item() > 1e-3, "the ControlNet had no effect"
 
 
+def test_progress_is_reported_and_cancel_stops_the_edit(comfy):
+    """The node advances ComfyUI's progress bar per step and stops at the next step after Cancel."""
+    import importlib
+
+    utils, comfy_nodes = importlib.import_module("comfy.utils"), importlib.import_module("nodes")
+    seen = []
+
+    def hook(value, total, preview, prompt_id=None, node_id=None):
+        seen.append((value, total))
+        if total == 6 and value == 2:  # the edit: A2 starts at step 2 of 8, so 6 steps
+            comfy_nodes.interrupt_processing(True)
+
+    previous = utils.PROGRESS_BAR_HOOK
+    utils.set_progress_bar_global_hook(hook)
+    try:
+        with pytest.raises(GraphFailed, match=f"execution_interrupted in node edit \\({NODE}\\)"):
+            comfy.run(edit_graph(), outputs=["edit"])
+    finally:
+        utils.set_progress_bar_global_hook(previous)
+        comfy_nodes.interrupt_processing(False)
+    assert [event for event in seen if event[1] == 6] == [(1, 6), (2, 6)]
+
+
 # -- bad input: clear messages ---------------------------------------------------------------------
 def test_empty_mask_is_refused(comfy):
     graph = edit_graph()
