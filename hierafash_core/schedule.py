@@ -18,8 +18,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .prompt import HierarchicalPrompt
 
 NUM_TIMESTEPS = 1000
 T_MAX = NUM_TIMESTEPS - 1
@@ -123,6 +127,24 @@ class PromptSchedule:
             if t >= stage.t_low:
                 return stage.n_fields
         return self.stages[-1].n_fields
+
+    def caption_at(self, prompt: HierarchicalPrompt, t: float) -> str:
+        """The caption a training example with ``prompt`` shows at timestep ``t`` (0..999).
+
+        This is the staged caption of the paper's fine-tuning: ``prompt.caption(fields_at(t))``.
+        Training (``hierafash_core.training``) and inference both go through :meth:`fields_at` and
+        :meth:`HierarchicalPrompt.caption`, so the text seen at a noise level is the same in both.
+        """
+        return prompt.caption(self.fields_at(float(t)))
+
+    def captions_at(
+        self, prompts: Sequence[HierarchicalPrompt], timesteps: Sequence[float] | torch.Tensor
+    ) -> list[str]:
+        """:meth:`caption_at` for a batch: one prompt and one timestep per example."""
+        ts = timesteps.tolist() if isinstance(timesteps, torch.Tensor) else list(timesteps)
+        if len(ts) != len(prompts):
+            raise ValueError(f"got {len(prompts)} prompts and {len(ts)} timesteps; give one timestep per prompt")
+        return [self.caption_at(p, t) for p, t in zip(prompts, ts, strict=True)]
 
     def merged(self) -> PromptSchedule:
         """Adjacent stages that show the same fields joined (fewer conditionings, same result)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import drafting, editing, pose
+
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    from . import editing
-
-    modules: list = [editing]
+    modules: list = [drafting, pose, editing]
     return [node for module in modules for node in module.NODES]
 
 

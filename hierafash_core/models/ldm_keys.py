@@ -88,6 +88,15 @@ def _convert_key(key: str, prefixes: Mapping[str, str]) -> str:
     raise KeyError(f"no LDM name for diffusers UNet key {key!r}")
 
 
+def ldm_key(key: str, prefixes: Mapping[str, str]) -> str:
+    """The LDM name of one diffusers key, given :func:`unet_prefix_map` prefixes (or a subset of them).
+
+    Raises:
+        KeyError: the key lies under none of the prefixes.
+    """
+    return _convert_key(key, prefixes)
+
+
 def unet_to_ldm(state_dict: Mapping[str, torch.Tensor], config: Mapping) -> dict[str, torch.Tensor]:
     """Rename a diffusers UNet state dict to LDM names (without the ``model.diffusion_model.``)."""
     prefixes = unet_prefix_map(config)

@@ -1,0 +1,165 @@
+"""Training examples from a dataset folder, and a batch order that survives resuming and sharding.
+
+An example is the image (centre-cropped to the training aspect, resized, in [-1, 1]), the pose
+rendered the way pose ControlNets see it (in [0, 1]) and the record's caption fields. The caption
+itself is chosen in the training step, because it depends on the sampled timestep.
+
+The batch order is a pure function of (seed, step, process): every epoch is a seeded permutation,
+each optimizer micro-step takes the next ``batch_size x processes`` indices and each process its
+own slice. A resumed run therefore sees exactly the batches the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..dataset.records import Record, read_pose_json, read_records, resolve
+from ..pose.render import render_openpose_hwc
+from ..prompt import HierarchicalPrompt
+
+log = logging.getLogger(__name__)
+
+PoseRenderer = Callable[[np.ndarray, int, int], np.ndarray]
+
+
+def _crop_box(size: tuple[int, int], aspect: float) -> tuple[int, int, int, int]:
+    """The largest centred box of ``aspect`` (width / height) inside ``size``."""
+    w, h = size
+    if w / h > aspect:
+        cw = round(h * aspect)
+        left = (w - cw) // 2
+        return left, 0, left + cw, h
+    ch = round(w / aspect)
+    top = (h - ch) // 2
+    return 0, top, w, top + ch
+
+
+class PoseCaptionDataset(torch.utils.data.Dataset):
+    """The records of one split, as tensors.
+
+    Args:
+        root: dataset folder.
+        height / width: output size in pixels.
+        with_pose: load and render the pose (``False`` for LoRA/UNet training without control).
+        pose_renderer: ``(keypoints (18, 3), width, height) -> (H, W, 3) uint8`` for JSON poses;
+            the OpenPose-18 stick figure by default.
+
+    Items are dicts: ``pixel_values`` (3, H, W) in [-1, 1], ``conditioning`` (3, H, W) in [0, 1]
+    (zeros without pose) and ``index``. ``prompts[index]`` is the example's caption fields.
+
+    Raises:
+        ValueError: a record that does not read (run ``hierafash dataset check``), or no records.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        height: int,
+        width: int,
+        split: str = "train",
+        with_pose: bool = True,
+        allow_free_text: bool = False,
+        pose_renderer: PoseRenderer | None = None,
+    ):
+        self.root = Path(root)
+        self.height, self.width = int(height), int(width)
+        self.with_pose = with_pose
+        self.pose_renderer = pose_renderer or render_openpose_hwc
+        self.records: list[Record] = read_records(self.root, split=split)
+        if not self.records:
+            raise ValueError(f"dataset {self.root} has no '{split}' records; check the split or the records file")
+        self.prompts: list[HierarchicalPrompt] = []
+        for rec in self.records:
+            try:
+                self.prompts.append(rec.prompt(allow_free_text=allow_free_text))
+            except ValueError as exc:
+                raise ValueError(
+                    f"record {rec.id!r} (line {rec.line}): {exc}; run `hierafash dataset check {self.root}`"
+                ) from None
+            if with_pose and rec.pose is None:
+                raise ValueError(f"record {rec.id!r} (line {rec.line}) has no pose; a ControlNet needs one per image")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _fit(self, im: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+        return im.crop(box).resize((self.width, self.height), Image.Resampling.BICUBIC)
+
+    def __getitem__(self, index: int) -> dict:
+        rec = self.records[index]
+        with Image.open(resolve(self.root, rec.image, "image")) as im:
+            rgb = im.convert("RGB")
+        box = _crop_box(rgb.size, self.width / self.height)
+        pixels = np.asarray(self._fit(rgb, box), dtype=np.float32) / 127.5 - 1.0
+        if self.with_pose:
+            path = resolve(self.root, rec.pose, "pose")
+            if path.suffix.lower() == ".json":
+                pose = read_pose_json(path)
+                kp = pose.keypoints.copy()
+                if pose.width and pose.height and (pose.width, pose.height) != rgb.size:
+                    kp[:, 0] *= rgb.width / pose.width
+                    kp[:, 1] *= rgb.height / pose.height
+                drawn = Image.fromarray(self.pose_renderer(kp, rgb.width, rgb.height))
+            else:
+                with Image.open(path) as im:
+                    drawn = im.convert("RGB").resize(rgb.size, Image.Resampling.BILINEAR)
+            cond = np.asarray(self._fit(drawn, box), dtype=np.float32) / 255.0
+        else:
+            cond = np.zeros((self.height, self.width, 3), dtype=np.float32)
+        return {
+            "pixel_values": torch.from_numpy(pixels).permute(2, 0, 1).contiguous(),  # HWC -> CHW
+            "conditioning": torch.from_numpy(cond).permute(2, 0, 1).contiguous(),
+            "index": index,
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    return {
+        "pixel_values": torch.stack([it["pixel_values"] for it in items]),
+        "conditioning": torch.stack([it["conditioning"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+    }
+
+
+class StepBatches(torch.utils.data.Sampler[list[int]]):
+    """Endless batches of indices for one process, starting at micro-step ``start``.
+
+    Epoch ``e`` is ``randperm(n)`` seeded by ``(seed, e)``; micro-step ``m`` of the epoch takes
+    indices ``[m*B*P, (m+1)*B*P)`` of it and process ``r`` the slice ``[r*B, (r+1)*B)`` of those
+    (B = batch size, P = processes). The tail of an epoch that fills no whole step is skipped.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, processes: int = 1, rank: int = 0, seed: int = 0, start: int = 0):
+        per_step = batch_size * processes
+        if n < per_step:
+            raise ValueError(
+                f"the dataset has {n} examples but one step takes batch_size x processes = {per_step}; "
+                "lower batch_size or add examples"
+            )
+        self.n, self.batch_size, self.processes, self.rank = n, batch_size, processes, rank
+        self.seed, self.start = seed, start
+        self.steps_per_epoch = n // per_step
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start
+        epoch, perm = -1, None
+        while True:
+            e, m = divmod(step, self.steps_per_epoch)
+            if e != epoch:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
+                perm = torch.randperm(self.n, generator=g).tolist()
+                epoch = e
+            first = m * self.batch_size * self.processes + self.rank * self.batch_size
+            yield perm[first : first + self.batch_size]
+            step += 1
+
+    def __len__(self) -> int:  # endless; DataLoader only asks for it when printed
+        return 2**31 - 1
