@@ -14,6 +14,7 @@ import logging
 import torch
 from comfy_api.latest import io
 
+from ..hierafash_core.conditioning import captions_by_fields, stage_for_run, steps_without_entry
 from ..hierafash_core.editing import (
     ATTRIBUTE_START_T,
     MAX_GUIDANCE_ITERS,
@@ -29,6 +30,7 @@ from ..hierafash_core.editing import (
     resolve_start,
     run_edit,
 )
+from ..hierafash_core.stage_plan import describe
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS
 from .convert import image_to_core, mask_to_core
 from .model_grad import grad_ready_conditioning, grad_ready_model
@@ -349,7 +351,24 @@ class GradientGuidedEdit(io.ComfyNode):
             config.start_method.value,
         )
 
-        # 3. the model and conditioning to sample with
+        # 3. the model and conditioning to sample with: staged captions switch at exact steps of this run
+        # (as StagedKSampler does), and every step must see a positive caption
+        try:
+            positive, spans = stage_for_run(positive, sigmas, table, sampling.percent_to_sigma, None, "positive")
+        except ValueError as exc:
+            # An edit runs only the low-noise part of the schedule, so windows that do not reach t=999
+            # (AttributeEncode's alone) can still cover it: keep ComfyUI's own percent windows then.
+            log.info("positive: stage windows kept as they are (%s)", exc)
+            spans = None
+        if spans is not None:
+            log.info("GradientGuidedEdit stages:\n%s", describe(spans, captions_by_fields(positive)))
+        empty = steps_without_entry(positive, sigmas, sampling.percent_to_sigma)
+        if empty:
+            raise ValueError(
+                f"positive: steps {empty} of this edit (it starts at {start.reason}) have no active conditioning, "
+                "so the model would predict almost nothing there; AttributeEncode's windows begin below t=900: "
+                "combine ConceptEncode's concepts with the attributes (ConditioningCombine), or start lower"
+            )
         positive, negative = _apply_pose_control(positive, negative, control_net, pose_image, control_strength)
         work_model = model
         if config.mode.guides and config.guidance.path is GradientPath.THROUGH_MODEL and config.guidance.weight > 0:

@@ -244,3 +244,29 @@ def test_mask_of_another_size_is_resized_and_logged(comfy, caplog):
         draft, edited = run_edit_graph(comfy, edit_graph(mask_size=32, mode="blend"))
     assert "mask of 32x32 resized to the 8x8 latent grid" in caplog.text
     assert (outside(edited) - outside(draft)).abs().max().item() < 1e-4
+
+
+def test_attribute_conditioning_alone_cannot_start_above_its_windows(comfy):
+    """AttributeEncode's windows begin below t=900; an edit from the top of the schedule needs the concepts too."""
+    graph = edit_graph(attribute="custom step", start_step=0, steps=20)
+    graph["draft"] = {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}
+    graph["concepts"] = {
+        "class_type": "HieraFash_ConceptEncode",
+        "inputs": {"clip": ["ckpt", 1], "category": "Dress", "style": "Elegant", "occasion": "(unset)",
+                   "effect": "(unset)", "feeling": "(unset)", "free_text": "", "allow_free_text": False,
+                   "schedule": "paper"},
+    }  # fmt: skip
+    graph["attrs"] = {
+        "class_type": "HieraFash_AttributeEncode",
+        "inputs": {"clip": ["ckpt", 1], "design": ["concepts", 1], "clothing_length": "Long",
+                   "sleeve_length": "(unset)", "sleeve_type": "(unset)", "collar": "(unset)", "hem": "(unset)",
+                   "free_text": "", "allow_free_text": False},
+    }  # fmt: skip
+    graph["edit"]["inputs"]["positive"] = ["attrs", 0]
+    with pytest.raises(GraphFailed, match=r"positive: steps \[0, 1\] of this edit .* have no active conditioning"):
+        comfy.run(graph, outputs=["edit"])
+    graph["both"] = {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["concepts", 0],
+                                                                    "conditioning_2": ["attrs", 0]}}  # fmt: skip
+    graph["edit"]["inputs"]["positive"] = ["both", 0]
+    out = comfy.run(graph, outputs=["edit"])
+    assert out["edit"][0]["samples"].shape == (1, 4, 8, 8)
