@@ -3,8 +3,9 @@
 Built as ControlNets are initialised (a copy of the UNet's encoder, time embedding and middle
 block) plus a random hint encoder and random, non-zero "zero" convolutions, so that it changes
 the sampled latent. Saved as ``control_model.*``, which ComfyUI's ControlNetLoader detects.
-TODO(evidence): issue 2 (pose ControlNet in StagedKSampler) may ship a builder in
-hierafash_core.models; use that one here once it lands on main.
+TODO(evidence): test_drafting_nodes builds a similar ControlNet in-process (its tiny_controlnet
+fixture, with ComfyUI's own class); one shared builder in tests/ that can also write the file
+would serve both.
 """
 
 from __future__ import annotations
