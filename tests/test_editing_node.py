@@ -22,16 +22,6 @@ INSIDE = (slice(None), slice(None), slice(2, 6), slice(2, 6))  # the mask's late
 NODE = "HieraFash_GradientGuidedEdit"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Run these graphs single-threaded: on the shared 2-core machine torch's thread pool spins against
-    other jobs (measured: a 2-step draft plus edit took 33-40 s with 2 threads, 2-2.6 s with 1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def edit_inputs(**overrides) -> dict:
     inputs = {
         "model": ["ckpt", 0],
