@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One torch thread per process: the suite runs many small graphs, where a thread pool costs more than
+# it gains, and on a busy 2-core machine its spinning threads made graphs 10-15x slower (measured).
+# Set before torch is imported here; the ComfyUI servers the tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from comfy_host import COMFY_DIR, MODELS_CACHE, REPO, InProcessComfy  # noqa: E402
