@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..editing.starts import ATTRIBUTE_START_T
 from ..taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Field
 from .spec import DesignSpec, Edit
 
@@ -31,8 +32,6 @@ PERSON_SEARCH = 2  # people PoseDetect looks for: the largest of them is designe
 
 def edit_choice(f: Field) -> str:
     """GradientGuidedEdit's menu value for an attribute, e.g. ``"A2 sleeve length (t=831)"``."""
-    from ..editing.starts import ATTRIBUTE_START_T
-
     return f"{f.code} {f.label} (t={ATTRIBUTE_START_T[f.key]})"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api_client import ComfyAPIError, ComfyClient, PromptFailed, PromptRejected
+from ..editing.starts import ATTRIBUTE_START_T
 from ..queue import run_workflow
 from ..schedule import PromptSchedule
 from .graph import DesignGraph, Stage, build_design_graph
@@ -79,8 +80,6 @@ def stage_captions(spec: DesignSpec, stage: Stage) -> list[dict[str, Any]]:
 
 
 def _edit_start_t(stage: Stage) -> int:
-    from ..editing.starts import ATTRIBUTE_START_T
-
     return ATTRIBUTE_START_T[stage.edit.key]
 
 
