@@ -131,6 +131,18 @@ def test_shipped_workflow_is_the_commands_graph(object_info):
     assert [api[api[e]["inputs"]["mask"][0]]["inputs"]["attribute"] for e in edits] == [
         "sleeve_length", "collar", "hem"]  # fmt: skip
     assert [g["title"] for g in shipped["groups"]][:2] == ["Pose from the photo", "Draft from design concepts"]
+    by_id = {n["id"]: n for n in shipped["nodes"]}
+    for node in shipped["nodes"]:  # the file's sockets are the server's
+        if node["type"] == "Note":
+            continue
+        info = object_info[node["type"]]
+        assert [o["name"] for o in node["outputs"]] == info["output_name"], node["type"]
+        assert [o["type"] for o in node["outputs"]] == info["output"], node["type"]
+        specs = {**info["input"]["required"], **info["input"].get("optional", {})}
+        assert all(specs[s["name"]][0] == s["type"] for s in node["inputs"]), node["type"]
+    for _, origin, slot, target, target_slot, kind in shipped["links"]:
+        assert by_id[origin]["outputs"][slot]["type"] == kind
+        assert by_id[target]["inputs"][target_slot]["type"] in (kind, "*")  # PreviewAny takes any type
 
 
 def test_pose_file_on_a_running_server(comfy_server, tmp_path, capsys):
