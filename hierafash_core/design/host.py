@@ -33,6 +33,8 @@ def default_models_dir() -> Path:
 
 def accelerator() -> str | None:
     """The accelerator torch sees here (``cuda``, ``mps``), or None for CPU only."""
+    # TODO(evidence: no GPU on the development machine; every session so far ran with --cpu): run
+    # `hierafash design --checkpoint <real SD1.5>` on a GPU and check the device ComfyUI reports.
     import torch
 
     if torch.cuda.is_available():

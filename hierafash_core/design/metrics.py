@@ -51,6 +51,9 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 def outside_cells(mask: np.ndarray, latent_hw: tuple[int, int], margin: int = 1) -> torch.Tensor:
     """(h, w) bool: latent cells with no mask pixel in their block or within ``margin`` cells of one."""
+    # TODO(evidence: MaskToImage + SaveImage store 8 bits, so mask values below 1/255 read as 0 and
+    # the one-cell margin stands in for them): save the float mask (a safetensors mask output) and
+    # count exactly the cells the edit node left at 0.
     h, w = latent_hw
     m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
     if m.shape[-2:] != (h * LATENT_SCALE, w * LATENT_SCALE):  # a mask of another size: onto the image grid

@@ -65,6 +65,8 @@ def stage_captions(spec: DesignSpec, stage: Stage) -> list[dict[str, Any]]:
 
     The draft runs through every window; an edit only through the windows at or below its start.
     """
+    # TODO(evidence: GradientGuidedEdit logs its start step but has no output that says it): list only
+    # the windows of the steps the edit ran, once the node gives a plan string as StagedKSampler does.
     from ..prompt import StagedDesign
 
     schedule = PromptSchedule.parse(spec.schedule)
