@@ -228,27 +228,50 @@ def test_output_folder_that_is_a_file(tmp_path, capsys):
     assert out.read_bytes() == b"keep me"
 
 
-def test_read_only_output_folder(tmp_path, capsys):
-    """A folder without write permission (root ignores permission bits: run the CLI without capabilities)."""
+def test_read_only_output_folder_and_unreadable_photo(tmp_path):
+    """Permission bits (root ignores them: the CLI then runs without capabilities, under setpriv)."""
     out = tmp_path / "out"
     earlier = _earlier(out)
     photo = tmp_path / "p.png"
     Image.new("RGB", (128, 128), "gray").save(photo)
-    out.chmod(0o555)
-    try:
-        cmd = [sys.executable, "-m", "hierafash_core.cli", "design", str(photo), "--out", str(out)]
-        if os.geteuid() == 0:
-            if not shutil.which("setpriv"):
-                pytest.skip("running as root without setpriv: permission bits cannot be enforced")
-            cmd = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", *cmd]
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (128, 128), "gray").save(secret)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permission bits cannot be enforced")
+        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+
+    def run(*args: str) -> list[str]:
+        cmd = [*prefix, sys.executable, "-m", "hierafash_core.cli", "design", *args, "--out", str(out)]
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        return proc.stderr.strip().splitlines()
+
+    out.chmod(0o555)
+    secret.chmod(0o000)
+    try:
+        (line,) = run(str(photo))
+        assert "cannot write there (Permission denied); choose a folder you can write to" in line
+        (line,) = run(str(secret))
+        assert "secret.png': cannot open it (permission denied); make the file readable" in line
     finally:
         out.chmod(0o755)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and "cannot write there (Permission denied); choose a folder you can write to" in lines[0]
+        secret.chmod(0o644)
     assert earlier.read_bytes() == b"an earlier run's image" and sorted(os.listdir(out)) == ["draft.png"]
+
+
+def test_a_server_without_the_pack_or_the_model_is_named():
+    from hierafash_core.cli import CLIError
+    from hierafash_core.cli.design import _check_server_models
+
+    with pytest.raises(CLIError, match=r"lacks the HieraFash nodes \(HieraFash_PoseToCanvas, .*install the pack"):
+        _check_server_models("http://127.0.0.1:9", {"KSampler": {}}, {})
+    info = {n: {} for n in ("HieraFash_PoseToCanvas", "HieraFash_GradientGuidedEdit")}
+    info["CheckpointLoaderSimple"] = {"input": {"required": {"ckpt_name": [["a.safetensors", "b.safetensors"]]}}}
+    with pytest.raises(CLIError, match=r"--checkpoint 'c.safetensors': .*\(it has: a.safetensors, b.safetensors\)"):
+        _check_server_models("http://127.0.0.1:9", info, {"checkpoint": "c.safetensors"})
 
 
 def test_queue_downloads_saved_latents_and_keeps_names_inside_the_folder(tmp_path):

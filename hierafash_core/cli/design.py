@@ -308,10 +308,14 @@ def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> t
     return models, entry, test_model
 
 
-def _check_server_models(client, settings: dict) -> tuple[dict, bool]:
+def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bool]:
     from ..design.host import server_choices
     from ..models.tiny import DEFAULT_NAME
 
+    missing = [n for n in ("HieraFash_PoseToCanvas", "HieraFash_GradientGuidedEdit") if n not in info]
+    if missing:
+        raise CLIError(f"--server {url}: this ComfyUI lacks the HieraFash nodes ({', '.join(missing)}); install "
+                       "the pack into its custom_nodes folder and restart it, or leave out --server")  # fmt: skip
     test_model = not settings.get("checkpoint")
     if test_model:
         settings["checkpoint"] = DEFAULT_NAME
@@ -320,10 +324,10 @@ def _check_server_models(client, settings: dict) -> tuple[dict, bool]:
         wanted = settings.get(key)
         if not wanted:
             continue
-        choices = server_choices(client, node, name)
+        choices = server_choices(info, node, name)
         if wanted not in choices:
             shown = ", ".join(choices[:8]) + (" ..." if len(choices) > 8 else "") if choices else "none"
-            raise CLIError(f"--{key} {wanted!r}: the server at {client.url} has no such file (it has: {shown}); "
+            raise CLIError(f"--{key} {wanted!r}: the server at {url} has no such file (it has: {shown}); "
                            f"put it in that ComfyUI's models/{folder} folder and restart it, or name one it "
                            "has")  # fmt: skip
     entry = {"checkpoint": settings["checkpoint"], "test_model": test_model, "controlnet": settings.get("controlnet")}
@@ -332,7 +336,7 @@ def _check_server_models(client, settings: dict) -> tuple[dict, bool]:
 
 def _session(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] | None, pose_json: str | None,
              concepts: dict, attributes: dict, edits: list) -> int:  # fmt: skip
-    from ..api_client import ComfyClient
+    from ..api_client import ComfyAPIError, ComfyClient
     from ..comfy_server import find_comfyui
     from ..design.host import accelerator, private_server, upload_photo
     from ..design.session import DesignError, DesignInterrupted, run_session
@@ -391,11 +395,11 @@ def _session(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] 
         if args.server:
             client = ComfyClient(args.server, timeout=60)
             try:
-                client.object_info()
-            except Exception as exc:  # noqa: BLE001 - any failure to reach it is the same message
+                info = client.object_info()
+            except (ComfyAPIError, ValueError) as exc:
                 raise CLIError(f"--server {args.server}: no ComfyUI answers there ({exc}); start it, or leave out "
                                "--server to start a private one") from None  # fmt: skip
-            entry, test_model = _check_server_models(client, settings)
+            entry, test_model = _check_server_models(args.server, info, settings)
             spec_kwargs["checkpoint"] = settings["checkpoint"]
             if settings.get("controlnet"):
                 spec_kwargs["controlnet"] = settings["controlnet"]

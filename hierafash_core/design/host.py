@@ -102,6 +102,8 @@ def photo_png(data: bytes | None = None, path: Path | None = None, array=None) -
         return buf.getvalue()
     except UnidentifiedImageError:
         raise ValueError("cannot read it as an image (not an image format); give a PNG, JPEG or WebP photo") from None
+    except PermissionError:
+        raise ValueError("cannot open it (permission denied); make the file readable") from None
     except (Image.DecompressionBombError, OSError, SyntaxError) as exc:
         reason = str(exc).split(" (")[0] or type(exc).__name__
         raise ValueError(
@@ -119,9 +121,9 @@ def upload_photo(client: ComfyClient, png: bytes, stem: str) -> str:
         raise RuntimeError(f"could not hand the photo to ComfyUI: {exc}") from None
 
 
-def server_choices(client: ComfyClient, node: str, name: str) -> list[str]:
+def server_choices(object_info: dict, node: str, name: str) -> list[str]:
     """The values a server offers for a combo input (e.g. checkpoint names of CheckpointLoaderSimple)."""
-    info = client.object_info().get(node, {})
+    info = object_info.get(node, {})
     spec = info.get("input", {}).get("required", {}).get(name)
     if not spec:
         return []
