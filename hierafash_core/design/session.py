@@ -198,6 +198,39 @@ def _write_record(out_dir: Path, record: dict) -> None:
     tmp.replace(out_dir / RECORD)
 
 
+def _start_stage(spec: DesignSpec, stage: Stage, record: dict) -> dict[str, Any]:
+    """The stage's entry in run.json, before it runs: seed, staged captions, the edit."""
+    entry: dict[str, Any] = {"key": stage.key, "title": stage.title, "status": "running"}
+    if stage.key != "pose":
+        entry["seed"] = spec.seed + (stage.index - 1)
+        entry["captions"] = stage_captions(spec, stage)
+    if stage.edit is not None:
+        entry["edit"] = {"attribute": stage.edit.field.label, "code": stage.edit.field.code,
+                         "value": stage.edit.value, "start_timestep": _edit_start_t(stage),
+                         "mask": stage.mask_file}  # fmt: skip
+    record["stages"].append(entry)
+    return entry
+
+
+def _finish_files(out_dir: Path, graph: DesignGraph, client: ComfyClient, record: dict) -> None:
+    """After the last stage: the draft-to-final figure and the session's workflow files."""
+    if len(graph.stages) > 2:  # the draft against the last edit, outside every region
+        masks = [load_mask(out_dir / s.mask_file) for s in graph.stages[2:]]
+        last_latent = next(n for n in graph.stages[-1].saves if n.endswith(".latent"))
+        first, last = load_latent(out_dir / "latents/draft.latent"), load_latent(out_dir / last_latent)
+        outside = union_outside(masks, tuple(first.shape[-2:]))
+        change = float((last - first).abs()[..., outside].max()) if outside.any() else math.nan
+        record["draft_to_final_max_abs_latent_diff_outside_all_regions"] = None if math.isnan(change) else change
+    try:
+        info = client.object_info()
+        (out_dir / "workflow.json").write_text(json.dumps(graph.ui(info), indent=1) + "\n", encoding="utf-8")
+        record["workflow"] = "workflow.json"
+    except ComfyAPIError as exc:
+        log.warning("workflow.json not written: %s", exc)
+    (out_dir / "workflow_api.json").write_text(json.dumps(graph.api(), indent=1) + "\n", encoding="utf-8")
+    record["workflow_api"] = "workflow_api.json"
+
+
 def run_session(
     spec: DesignSpec,
     server: str,
@@ -253,70 +286,49 @@ def run_session(
                 log.warning("contact sheet not written: %s", exc)
             _write_record(out_dir, record)
 
-    for stage in graph.stages:
-        entry_record: dict[str, Any] = {"key": stage.key, "title": stage.title, "status": "running"}
-        if stage.key != "pose":
-            entry_record["seed"] = spec.seed + (stage.index - 1)
-            entry_record["captions"] = stage_captions(spec, stage)
-        if stage.edit is not None:
-            entry_record["edit"] = {"attribute": stage.edit.field.label, "code": stage.edit.field.code,
-                                    "value": stage.edit.value, "start_timestep": _edit_start_t(stage),
-                                    "mask": stage.mask_file}  # fmt: skip
-        record["stages"].append(entry_record)
-        emit("stage", {"index": stage.index, "count": len(graph.stages), "key": stage.key, "title": stage.title,
-                       "steps": spec.steps if stage.progress_node else 0})  # fmt: skip
-
-        def progress(event: dict, node=stage.progress_node) -> None:
-            data = event.get("data", {})
-            if event.get("type") == "progress" and node is not None and str(data.get("node")) == node:
-                emit("progress", {"value": data.get("value", 0), "max": data.get("max", 1)})
-
-        start = time.monotonic()
-        try:
-            result = run_workflow(server, graph.api(stage.index), timeout=stage_timeout, on_progress=progress)
-            entry_record["files"] = _download(client, result.history, stage, out_dir)
-        except KeyboardInterrupt:
-            entry_record.update(status="interrupted", seconds=round(time.monotonic() - start, 2))
-            try:
-                client.interrupt()
-            except ComfyAPIError as exc:
-                log.info("could not interrupt the server: %s", exc)
-            finish("interrupted", stage.key, "stopped by the user (Ctrl-C)")
-            raise DesignInterrupted(record) from None
-        except (ComfyAPIError, DesignError, OSError) as exc:
-            message = _failure_message(graph, stage, exc, record.get("photo_source"))
-            entry_record.update(status="failed", seconds=round(time.monotonic() - start, 2), error=message)
-            finish("failed", stage.key, message)
-            raise DesignError(message, record) from None
-        entry_record["seconds"] = round(time.monotonic() - start, 2)
-        entry_record["prompt_id"] = result.prompt_id
-        files += [out_dir / p for p in entry_record["files"].values()]
-        if stage.key == "draft":
-            record["schedule"]["draft_plan"] = (out_dir / "draft_plan.txt").read_text(encoding="utf-8").strip()
-        if stage.edit is not None:
-            fig = _figures(out_dir, graph.stages[stage.index - 1], stage)
-            if spec.edit_mode in ("both", "blend"):
-                kept = fig["latent_max_abs_diff_outside"]
-                fig["meets_blend_bound"] = kept is None or kept < BOUND_BLEND
-            entry_record["preservation"] = fig
-        entry_record["status"] = "done"
-        emit("done", {"key": stage.key, "title": stage.title, "seconds": entry_record["seconds"],
-                      "files": list(entry_record["files"].values())})  # fmt: skip
-
-    if len(graph.stages) > 2:  # the draft against the last edit, outside every region
-        masks = [load_mask(out_dir / s.mask_file) for s in graph.stages[2:]]
-        first, last = load_latent(out_dir / "latents/draft.latent"), load_latent(out_dir / next(
-            n for n in graph.stages[-1].saves if n.endswith(".latent")))  # fmt: skip
-        outside = union_outside(masks, tuple(first.shape[-2:]))
-        change = float((last - first).abs()[..., outside].max()) if outside.any() else math.nan
-        record["draft_to_final_max_abs_latent_diff_outside_all_regions"] = None if math.isnan(change) else change
+    current: dict[str, Any] = {}
     try:
-        info = client.object_info()
-        (out_dir / "workflow.json").write_text(json.dumps(graph.ui(info), indent=1) + "\n", encoding="utf-8")
-        record["workflow"] = "workflow.json"
-    except ComfyAPIError as exc:
-        log.warning("workflow.json not written: %s", exc)
-    (out_dir / "workflow_api.json").write_text(json.dumps(graph.api(), indent=1) + "\n", encoding="utf-8")
-    record["workflow_api"] = "workflow_api.json"
+        for stage in graph.stages:
+            current = _start_stage(spec, stage, record)
+            emit("stage", {"index": stage.index, "count": len(graph.stages), "key": stage.key,
+                           "title": stage.title, "steps": spec.steps if stage.progress_node else 0})  # fmt: skip
+
+            def progress(event: dict, node=stage.progress_node) -> None:
+                data = event.get("data", {})
+                if event.get("type") == "progress" and node is not None and str(data.get("node")) == node:
+                    emit("progress", {"value": data.get("value", 0), "max": data.get("max", 1)})
+
+            start = time.monotonic()
+            try:
+                result = run_workflow(server, graph.api(stage.index), timeout=stage_timeout, on_progress=progress)
+                current["files"] = _download(client, result.history, stage, out_dir)
+                if stage.edit is not None:
+                    fig = _figures(out_dir, graph.stages[stage.index - 1], stage)
+                    if spec.edit_mode in ("both", "blend"):
+                        kept = fig["latent_max_abs_diff_outside"]
+                        fig["meets_blend_bound"] = kept is None or kept < BOUND_BLEND
+                    current["preservation"] = fig
+            except (ComfyAPIError, DesignError, OSError) as exc:
+                message = _failure_message(graph, stage, exc, record.get("photo_source"))
+                current.update(status="failed", seconds=round(time.monotonic() - start, 2), error=message)
+                finish("failed", stage.key, message)
+                raise DesignError(message, record) from None
+            current.update(status="done", seconds=round(time.monotonic() - start, 2), prompt_id=result.prompt_id)
+            files += [out_dir / p for p in current["files"].values()]
+            if stage.key == "draft":
+                record["schedule"]["draft_plan"] = (out_dir / "draft_plan.txt").read_text(encoding="utf-8").strip()
+            emit("done", {"key": stage.key, "title": stage.title, "seconds": current["seconds"],
+                          "files": list(current["files"].values())})  # fmt: skip
+        _finish_files(out_dir, graph, client, record)
+    except KeyboardInterrupt:
+        if current and current.get("status") != "done":
+            current["status"] = "interrupted"
+        try:
+            client.interrupt()
+        except ComfyAPIError as exc:
+            log.info("could not interrupt the server: %s", exc)
+        # stopped_at: the stage that was running (its status says whether it had finished)
+        finish("interrupted", current.get("key"), "stopped by the user (Ctrl-C)")
+        raise DesignInterrupted(record) from None
     finish("finished", None, None)
     return SessionResult(record, out_dir, files)
