@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .schedule import PromptSchedule, Stage
 from .taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, FIELDS, Field, Level, get_field, normalize_value
 
 
@@ -48,26 +49,31 @@ class HierarchicalPrompt:
         return cls({k: values[k] for k in (f.key for f in FIELDS) if k in values})
 
     @classmethod
-    def from_caption(cls, caption: str, *, allow_free_text: bool = False) -> HierarchicalPrompt:
+    def from_caption(cls, caption: str, *, allow_free_text: bool = False, first_field: int = 1) -> HierarchicalPrompt:
         """Parse the paper's comma caption (fields in order; fewer than ten is fine).
 
+        Args:
+            first_field: caption position of the first value (6 reads ``"Long, Short Sleeve"`` as
+                attributes A1, A2); empty parts skip a field.
+
         Raises:
-            ValueError: more than ten fields, or a value outside the vocabulary.
+            ValueError: too many fields, or a value outside the vocabulary.
         """
+        fields = FIELDS[first_field - 1 :]
         parts = [p.strip() for p in caption.split(",")]
         if len(parts) == 1 and not parts[0]:
             return cls({})
-        if len(parts) > len(FIELDS):
+        if len(parts) > len(fields):
             raise ValueError(
-                f"caption has {len(parts)} comma-separated fields, at most {len(FIELDS)} are allowed "
-                f"({', '.join(f.label for f in FIELDS)}); remove commas inside values"
+                f"caption has {len(parts)} comma-separated fields, at most {len(fields)} are allowed "
+                f"({', '.join(f.label for f in fields)}); remove commas inside values"
             )
         return cls.from_mapping(
-            {f.key: p for f, p in zip(FIELDS, parts, strict=False)}, allow_free_text=allow_free_text
+            {f.key: p for f, p in zip(fields, parts, strict=False)}, allow_free_text=allow_free_text
         )
 
     @classmethod
-    def from_json(cls, text: str, *, allow_free_text: bool = False) -> HierarchicalPrompt:
+    def from_json(cls, text: str, *, allow_free_text: bool = False, first_field: int = 1) -> HierarchicalPrompt:
         """A JSON object of fields, or a JSON string holding a comma caption."""
         try:
             data = json.loads(text)
@@ -76,27 +82,41 @@ class HierarchicalPrompt:
                 f"prompt JSON does not parse ({exc.msg} at line {exc.lineno}); give an object of fields"
             ) from None
         if isinstance(data, str):
-            return cls.from_caption(data, allow_free_text=allow_free_text)
+            return cls.from_caption(data, allow_free_text=allow_free_text, first_field=first_field)
         if not isinstance(data, dict):
             raise ValueError(f"prompt JSON must be an object of fields, got {type(data).__name__}")
         return cls.from_mapping(data, allow_free_text=allow_free_text)
 
     @classmethod
-    def parse(cls, value: str | Mapping, *, allow_free_text: bool = False) -> HierarchicalPrompt:
-        """Accept any of the three forms: a mapping, a JSON object, or a comma caption."""
+    def parse(cls, value: str | Mapping, *, allow_free_text: bool = False, first_field: int = 1) -> HierarchicalPrompt:
+        """Accept any of the three forms: a mapping, a JSON object, or a comma caption.
+
+        ``first_field`` is the caption position a comma caption starts at (1: category; 6: A1).
+        """
         if isinstance(value, Mapping):
             return cls.from_mapping(value, allow_free_text=allow_free_text)
         text = str(value).strip()
         if text.startswith("{"):
-            return cls.from_json(text, allow_free_text=allow_free_text)
-        return cls.from_caption(text, allow_free_text=allow_free_text)
+            return cls.from_json(text, allow_free_text=allow_free_text, first_field=first_field)
+        return cls.from_caption(text, allow_free_text=allow_free_text, first_field=first_field)
 
     # -- use -----------------------------------------------------------------------------------
     def get(self, name: str) -> str | None:
         return self.values.get(get_field(name).key)
 
-    def merged(self, other: HierarchicalPrompt) -> HierarchicalPrompt:
-        """This prompt with ``other``'s set fields written over it (an edit on top of a draft)."""
+    def merged(self, other: HierarchicalPrompt, *, strict: bool = False, name: str = "") -> HierarchicalPrompt:
+        """This prompt with ``other``'s set fields written over it (an edit on top of a draft).
+
+        With ``strict``, a field set to different values in both raises a ValueError naming the
+        field, both values and ``name`` (where ``other`` came from) instead of overwriting.
+        """
+        if strict:
+            for key, value in other.values.items():
+                mine = self.values.get(key)
+                if mine is not None and mine != value:
+                    label = get_field(key).label
+                    where = f"{name}: " if name else ""
+                    raise ValueError(f"{where}{label} is set twice, to {mine!r} and to {value!r}; unset one of them")
         out = dict(self.values)
         out.update(other.values)
         return HierarchicalPrompt({k: out[k] for k in (f.key for f in FIELDS) if k in out})
@@ -123,3 +143,25 @@ class HierarchicalPrompt:
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.values)
+
+
+@dataclass(frozen=True)
+class StagedDesign:
+    """A design on its way through the drafting nodes: its fields and the schedule that stages them.
+
+    ConceptEncode makes one; AttributeEncode adds the attribute fields. ``stage_captions`` is what
+    each stage of the schedule shows the model (the attribute stages cumulative, as in training).
+    """
+
+    prompt: HierarchicalPrompt
+    schedule: PromptSchedule
+
+    def stage_captions(self, level: Level | None = None) -> list[tuple[Stage, str]]:
+        """``[(stage, caption), ...]`` in schedule order; ``level`` keeps only concept stages
+        (5 fields or fewer) or only attribute stages."""
+        out = []
+        for stage in self.schedule.stages:
+            is_concept = stage.n_fields <= len(CONCEPT_FIELDS)
+            if level is None or is_concept == (level is Level.CONCEPT):
+                out.append((stage, self.prompt.caption(stage.n_fields)))
+        return out

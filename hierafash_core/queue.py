@@ -108,7 +108,7 @@ def load_workflow(path: str | Path, client: ComfyClient | None = None) -> dict:
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         if client is None:
             raise ValueError(f"workflow {str(p)!r} is in UI format; converting it needs a server (--server)")
-        from .workflow_convert import ui_to_api  # noqa: PLC0415 - only UI files need it
+        from .workflow import ui_to_api
 
         return ui_to_api(data, client.object_info())
     if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict):

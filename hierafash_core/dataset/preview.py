@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from ..pose.render import render_openpose_hwc
 from ..taxonomy import Level
-from .pose_render import render_openpose18
 from .records import Record, read_pose_json, read_records, resolve
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def _pose_overlay(root: Path, rec: Record, size: tuple[int, int]) -> np.ndarray 
     path = resolve(root, rec.pose, "pose")
     if path.suffix.lower() == ".json":
         pose = read_pose_json(path)
-        return render_openpose18(pose.keypoints, *size)
+        return render_openpose_hwc(pose.keypoints, *size)
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB").resize(size))
 

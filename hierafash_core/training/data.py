@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..dataset.pose_render import render_openpose18
 from ..dataset.records import Record, read_pose_json, read_records, resolve
+from ..pose.render import render_openpose_hwc
 from ..prompt import HierarchicalPrompt
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.height, self.width = int(height), int(width)
         self.with_pose = with_pose
-        self.pose_renderer = pose_renderer or render_openpose18
+        self.pose_renderer = pose_renderer or render_openpose_hwc
         self.records: list[Record] = read_records(self.root, split=split)
         if not self.records:
             raise ValueError(f"dataset {self.root} has no '{split}' records; check the split or the records file")
