@@ -132,7 +132,7 @@ def make_base(recipe: Recipe, autoencoder_path: Path):
     scheduler = DDPMScheduler.from_config({k: v for k, v in scheduler_config.items() if not k.startswith("_")})
     return BaseModel(
         unet=None,
-        text_encoder=build_text_encoder(recipe.text_seed),
+        text_encoder=build_text_encoder(recipe.text_seed, token_scale=recipe.text_token_scale),
         tokenizer=load_tokenizer(None, None),
         vae=load_autoencoder(autoencoder_path),
         scheduler=scheduler,
@@ -244,7 +244,7 @@ def build_mini_designer(
     if stop_after == "autoencoder":
         return {"stages": {"data": data_info, "autoencoder": ae_info}}
     report("3/5 text encoder: seeded, frozen")
-    text_encoder = build_text_encoder(recipe.text_seed)
+    text_encoder = build_text_encoder(recipe.text_seed, token_scale=recipe.text_token_scale)
     exports, diffusion_info = build_diffusion(recipe, data, ae_path, work, report)
     if stop_after == "diffusion":
         return {"stages": {"data": data_info, "autoencoder": ae_info, "diffusion": diffusion_info}}

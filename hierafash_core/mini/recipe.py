@@ -17,6 +17,9 @@ from .autoencoder_train import AutoencoderTrainConfig
 from .paths import CONFIG_DIR
 
 RECIPES = {"cpu": "recipe.json", "gpu": "recipe-gpu.json"}
+# Raised when a change of the code (not of the recipe) changes what a stage produces, e.g. the pose
+# drawing the ControlNet is trained on; older finished stages are then rebuilt.
+CODE_VERSION = 2
 
 
 def _config_text(name: str) -> str:
@@ -44,6 +47,7 @@ class Recipe:
     autoencoder_training: AutoencoderTrainConfig
     autoencoder_images: int
     text_seed: int
+    text_token_scale: float
     unet_config: str  # file name in configs/mini-designer (or a path)
     train: dict  # TrainConfig settings (dataset, base and output_dir are filled in by the build)
     source: str = ""
@@ -66,8 +70,16 @@ class Recipe:
             ]
             parts["threads"] = self.threads
         if stage == "diffusion":
-            parts.update(seed=self.seed, text_seed=self.text_seed, train=self.train, unet=self.unet_path.read_text(),
-                         text=_config_text("text_encoder.json"), scheduler=_config_text("scheduler.json"))  # fmt: skip
+            parts.update(
+                seed=self.seed,
+                text_seed=self.text_seed,
+                token_scale=self.text_token_scale,
+                train=self.train,
+                unet=self.unet_path.read_text(),
+                text=_config_text("text_encoder.json"),
+                scheduler=_config_text("scheduler.json"),
+                code=CODE_VERSION,
+            )
         elif stage != "data" and stage != "autoencoder":
             raise ValueError(f"stage={stage!r}: use data, autoencoder or diffusion")
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=list).encode()).hexdigest()
@@ -90,7 +102,7 @@ class Recipe:
             raise ValueError(f"recipe {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
         known = {
             "name", "seed", "threads", "data", "autoencoder", "autoencoder_training", "autoencoder_images",
-            "text_seed", "unet_config", "train", "notes", "_comment",
+            "text_seed", "text_token_scale", "unet_config", "train", "notes", "_comment",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -108,6 +120,7 @@ class Recipe:
                 autoencoder_training=AutoencoderTrainConfig(**data.get("autoencoder_training", {})),
                 autoencoder_images=int(data.get("autoencoder_images", 4000)),
                 text_seed=int(data.get("text_seed", data["seed"] + 1)),
+                text_token_scale=float(data.get("text_token_scale", 1.0)),
                 unet_config=str(data.get("unet_config", "unet.json")),
                 train=dict(data["train"]),
                 source=str(path),

@@ -31,12 +31,21 @@ def text_config(path: str | Path | None = None) -> dict:
 
 
 @torch.no_grad()
-def build_text_encoder(seed: int, config: dict | None = None):
-    """A seeded random ``CLIPTextModel`` (float32, eval mode, no gradients)."""
+def build_text_encoder(seed: int, config: dict | None = None, token_scale: float = 1.0):
+    """A seeded random ``CLIPTextModel`` (float32, eval mode, no gradients).
+
+    Args:
+        token_scale: multiplies the token embeddings after initialisation. CLIP initialises token
+            and position embeddings with the same spread, so in a random encoder a word's identity
+            is only part of its state; scaled up, a caption that differs in one word differs at
+            that word almost completely (measured with 6: 0.6-0.95 of the state's size at the most
+            changed token, against 0.24-0.66 with 1), which the UNet then reads more easily.
+    """
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     model = CLIPTextModel(CLIPTextConfig(**(config or text_config())))
+    model.get_input_embeddings().weight.mul_(float(token_scale))
     model.requires_grad_(False)
     return model.eval()
 
