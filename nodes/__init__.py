@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import drafting, mini_designer, pose
+from . import drafting, editing, mini_designer, pose
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = [drafting, pose, mini_designer]
+    modules: list = [drafting, pose, editing, mini_designer]
     return [node for module in modules for node in module.NODES]
 
 

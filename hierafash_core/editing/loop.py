@@ -1,0 +1,223 @@
+"""The local attribute edit: change the design inside a mask, keep the rest, on one denoiser contract.
+
+``denoise(x, sigma)`` returns the model's clean estimate (CFG and any ControlNet already applied),
+with ``x`` (B, C, h, w) in k-diffusion scaling and ``sigma`` (B,). ComfyUI's samplers receive
+exactly such a callable; ``nodes/editing.py`` adapts a ComfyUI MODEL to it and
+:mod:`hierafash_core.editing.diffusers_unet` a diffusers UNet.
+
+| symbol  | here        | meaning                                                           |
+|---------|-------------|-------------------------------------------------------------------|
+| z0_src  | ``source``  | the latent being edited (B, C, h, w), model scaling               |
+| m       | ``mask``    | (B, 1, h, w) in [0, 1], 1 = may change                            |
+| t_s     | ``sigmas[0]`` | the edit's start level (see :mod:`.starts`)                     |
+| z_t     | ``x``       | the latent at level sigma                                         |
+| z0_hat  | ``D``       | the clean estimate                                                |
+| lambda  | ``config.guidance.weight`` | guidance weight (see :mod:`.guidance`)              |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from .guidance import Denoiser, GuidanceConfig, guided_denoise
+from .inversion import ddim_invert
+from .masks import blend, release_mask
+from .steppers import SamplerName, make_stepper
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[int, int], None]  # callback(done, total): progress, and the place to raise on Cancel
+Preview = Callable[[int, torch.Tensor, torch.Tensor], None]  # preview(i, x, denoised) after each edit step
+
+
+class Mode(str, Enum):
+    """How the region outside the mask is kept."""
+
+    BLEND = "blend"  # per-step latent blending with the source at the current level (released code)
+    GUIDE = "guide"  # gradient guidance on the clean estimate only
+    BOTH = "both"  # guidance, then blending
+
+    @property
+    def blends(self) -> bool:
+        return self is not Mode.GUIDE
+
+    @property
+    def guides(self) -> bool:
+        return self is not Mode.BLEND
+
+
+class StartMethod(str, Enum):
+    """How the source is brought to the start level."""
+
+    NOISE = "noise"  # SDEdit: z0_src + sigma_0 * noise, once (released code)
+    DDIM_INVERSION = "ddim inversion"  # the model's own deterministic path up to sigma_0
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """Options of :func:`run_edit` (the node's widgets, minus the model and inputs)."""
+
+    mode: Mode = Mode.BOTH
+    start_method: StartMethod = StartMethod.NOISE
+    sampler: SamplerName = SamplerName.EULER
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    inversion_refine: int = 0
+
+    def __post_init__(self) -> None:
+        for name, enum in (("mode", Mode), ("start_method", StartMethod), ("sampler", SamplerName)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))
+            except ValueError:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(e.value) for e in enum)}") from None
+
+
+@dataclass
+class EditResult:
+    """What :func:`run_edit` returns.
+
+    Attributes:
+        latent: (B, C, h, w) the edited latent, model scaling. With blending, exactly ``source``
+            wherever the mask is 0.
+        start_latent: (B, C, h, w) the latent the edit started from (noised or inverted source).
+        guidance_losses: ``(step, loss_before, loss_after)`` for each guided step.
+    """
+
+    latent: torch.Tensor
+    start_latent: torch.Tensor
+    guidance_losses: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+def check_edit_inputs(sigmas: torch.Tensor, source: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> None:
+    """Raise ValueError for inputs the loop cannot run on (shapes, schedule)."""
+    if source.ndim != 4:
+        raise ValueError(f"source: expected a (B, C, h, w) latent, got shape {tuple(source.shape)}")
+    if noise.shape != source.shape:
+        raise ValueError(f"noise of shape {tuple(noise.shape)} does not match the source {tuple(source.shape)}")
+    b, _, h, w = source.shape
+    if tuple(mask.shape) != (b, 1, h, w):
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not match the source grid (B, 1, h, w) = {(b, 1, h, w)}; "
+            "bring it onto the latent grid with editing.masks.latent_mask"
+        )
+    values = sigmas.tolist()
+    if len(values) < 2:
+        raise ValueError(f"the edit's schedule has {len(values) - 1} steps; it needs at least one")
+    if values[-1] != 0:
+        raise ValueError(f"the edit's schedule must end at sigma 0 (it ends at {values[-1]:.4g})")
+    if any(a <= b_ for a, b_ in zip(values, values[1:], strict=False)):
+        raise ValueError("the edit's schedule must decrease strictly; check the scheduler and steps")
+
+
+def run_edit(
+    denoise: Denoiser,
+    sigmas: torch.Tensor,
+    source: torch.Tensor,
+    mask: torch.Tensor,
+    noise: torch.Tensor,
+    config: EditConfig | None = None,
+    *,
+    seed: int = 0,
+    callback: Callback | None = None,
+    preview: Preview | None = None,
+) -> EditResult:
+    """Edit ``source`` inside ``mask`` along ``sigmas`` (the tail of a schedule from the start level to 0).
+
+    Args:
+        denoise: the denoiser, ``D = denoise(x, sigma)`` (see module docstring).
+        sigmas: (N + 1,) decreasing, ``sigmas[0]`` the start level, ``sigmas[-1] == 0``.
+        source: (B, C, h, w) z0_src in model scaling.
+        mask: (B, 1, h, w) m on the latent grid (see :func:`.masks.latent_mask`).
+        noise: (B, C, h, w) standard Gaussian noise for the noise start and the blend references.
+        config: mode, start method, step rule, guidance.
+        seed: seeds the ancestral step rule's fresh noise.
+        callback: ``callback(done, total)`` after every model step (inversion included).
+        preview: ``preview(i, x, D)`` after every edit step (host previews).
+
+    Returns:
+        :class:`EditResult`; ``latent`` is ``source`` bit for bit where ``m == 0`` when blending.
+
+    Steps:
+        1. Start: x_0 = z0_src + sigma_0 * n (noise), or the DDIM inversion of z0_src to sigma_0.
+           The blend reference at level i is z0_src + sigma_i * n, or the inversion's x_i.
+        2. For each step i (sigma_i -> sigma_{i+1}):
+           a. the clean estimate D; where guidance acts, x and D after the guidance update;
+           b. the step rule moves x to sigma_{i+1};
+           c. blending: x <- ref_{i+1} where the cell is not yet released (see
+              :func:`.masks.release_mask`: a cell with mask value m is edited in the last fraction m
+              of the steps). At the last step ref_N = z0_src, so cells with m = 0 are exact.
+    """
+    config = config or EditConfig()
+    check_edit_inputs(sigmas, source, mask, noise)
+    values = [float(s) for s in sigmas]
+    n = len(values) - 1
+    inverting = config.start_method is StartMethod.DDIM_INVERSION
+    total = n * (2 + config.inversion_refine) if inverting else n
+    done = 0
+
+    def report(now: int) -> None:
+        nonlocal done
+        done = now
+        if callback is not None:
+            callback(done, total)
+
+    # 1. the start latent and the blend references
+    if inverting:
+        per_step = 1 + config.inversion_refine  # model calls per inversion step
+        trajectory = ddim_invert(
+            denoise,
+            sigmas,
+            source,
+            refine=config.inversion_refine,
+            callback=lambda k, _n: report(k * per_step),
+        )
+
+        def reference(i: int) -> torch.Tensor:
+            return trajectory[i]
+
+    else:
+
+        def reference(i: int) -> torch.Tensor:
+            return source + noise * values[i] if values[i] > 0 else source
+
+    x = reference(0)
+    start_latent = x
+    keep = 1.0 - mask
+    stepper = make_stepper(config.sampler, seed)
+    s_in = source.new_ones(source.shape[0])
+    losses: list[tuple[int, float, float]] = []
+
+    # 2. the edit
+    for i in range(n):
+        sigma, sigma_next = values[i], values[i + 1]
+        # a. clean estimate, guided where asked
+        if config.mode.guides and config.guidance.acts_at(i, n):
+            g = guided_denoise(denoise, x, sigma * s_in, source, keep, config.guidance)
+            x, denoised = g.x, g.denoised
+            losses.append((i, g.loss_before, g.loss_after))
+        else:
+            denoised = denoise(x, sigma * s_in)
+        # b. the step
+        x = stepper.step(x, denoised, sigma, sigma_next)
+        # c. keep the rest
+        if config.mode.blends:
+            x = blend(x, reference(i + 1), release_mask(mask, (i + 1) / n))
+        if preview is not None:
+            preview(i, x, denoised)
+        report(done + 1)
+
+    if losses:
+        log.info(
+            "guided edit: kept-region loss %.4g -> %.4g at the first guided step, %.4g -> %.4g at the last (%d steps)",
+            losses[0][1],
+            losses[0][2],
+            losses[-1][1],
+            losses[-1][2],
+            len(losses),
+        )
+    return EditResult(x, start_latent, losses)
