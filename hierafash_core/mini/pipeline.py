@@ -110,16 +110,15 @@ class MiniDesigner:
 
     def pose_image(self, keypoints: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(18, 3) or (B, 18, 3) OpenPose-18 keypoints in image pixels -> (B, 3, H, W) drawings in [0, 1]."""
-        from ..dataset.pose_render import render_openpose18
+        from ..pose.render import render_openpose  # the drawing the trainer and the pose nodes make
 
-        kp = np.asarray(keypoints.cpu() if isinstance(keypoints, torch.Tensor) else keypoints, dtype=np.float64)
+        kp = torch.as_tensor(np.asarray(keypoints.cpu() if isinstance(keypoints, torch.Tensor) else keypoints))
         if kp.ndim == 2:
             kp = kp[None]
-        if kp.ndim != 3 or kp.shape[1:] != (18, 3):
-            raise ValueError(f"keypoints: expected (18, 3) or (B, 18, 3) OpenPose-18 points, got {kp.shape}")
+        if kp.ndim != 3 or tuple(kp.shape[1:]) != (18, 3):
+            raise ValueError(f"keypoints: expected (18, 3) or (B, 18, 3) OpenPose-18 points, got {tuple(kp.shape)}")
         w, h = self.size
-        drawn = np.stack([render_openpose18(k, w, h) for k in kp])  # (B, H, W, 3) uint8
-        return torch.from_numpy(drawn).permute(0, 3, 1, 2).float().div(255).to(self.device)  # BHWC -> BCHW
+        return render_openpose(kp.float(), (h, w)).to(self.device)  # (B, 3, H, W) in [0, 1]
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
