@@ -175,3 +175,67 @@ def load_classifier(path: str | Path) -> tuple[AttributeClassifier, dict]:
     model = AttributeClassifier(tuple(json.loads(meta["size"])))
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.eval(), meta
+
+
+def _as_batch(images) -> torch.Tensor:
+    import numpy as np
+
+    return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW uint8
+
+
+@torch.no_grad()
+def through_autoencoder(designer, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> the same images encoded and decoded by the designer's autoencoder, uint8."""
+    out = []
+    for i in range(0, len(images), batch):
+        shown = designer.decode(designer.encode_images(images[i : i + batch].float() / 255))
+        out.append((shown * 255).round().to(torch.uint8))
+    return torch.cat(out)
+
+
+def ensure_classifier(
+    designer,
+    path: str | Path,
+    *,
+    images: int = 4000,
+    held_out: int = 300,
+    config: ClassifierTrainConfig | None = None,
+    data_count: int = 10_000,
+    data_seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[AttributeClassifier, dict]:
+    """The classifier cached at ``path``, or a new one trained on ``images`` training records as the
+    designer's autoencoder shows them; returns it with its held-out accuracy per head."""
+    from .cases import held_out_cases, training_images
+
+    say = progress or (lambda line: log.info("%s", line))
+    config = config or ClassifierTrainConfig()
+    path = Path(path)
+    wanted = {
+        "images": images,
+        "config": json.dumps(config.__dict__, sort_keys=True),
+        "data": f"{data_count}:{data_seed}",
+    }
+    if path.is_file():
+        model, meta = load_classifier(path)
+        if all(meta.get(k) == str(v) for k, v in wanted.items()):
+            return model, json.loads(meta["held_out_accuracy"])
+        say(f"classifier {path.name} was trained with other settings; training a new one")
+    started = time.perf_counter()
+    say(f"classifier: drawing {images} training images and passing them through the autoencoder")
+    raw, fields, metas = training_images(images, data_count=data_count, data_seed=data_seed)
+    x = through_autoencoder(designer, _as_batch(raw))
+    labels = {
+        name: torch.tensor([labels_of(f, m)[name] for f, m in zip(fields, metas, strict=True)]) for name in HEADS
+    }
+    say(f"classifier: {config.steps} steps of batch {config.batch_size}")
+    model = train_classifier(x, labels, config)
+    cases = held_out_cases(held_out, data_count=data_count, data_seed=data_seed)
+    test = through_autoencoder(designer, _as_batch([c.image for c in cases]))
+    test_labels = {name: torch.tensor([labels_of(c.fields, c.meta)[name] for c in cases]) for name in HEADS}
+    acc = accuracy(model, test, test_labels)
+    acc_raw = accuracy(model, _as_batch([c.image for c in cases]), test_labels)
+    report = {"through_autoencoder": acc, "original_images": acc_raw, "held_out": held_out,
+              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    save_classifier(model, path, {**{k: str(v) for k, v in wanted.items()}, "held_out_accuracy": json.dumps(report)})
+    return model, report

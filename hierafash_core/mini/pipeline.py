@@ -88,6 +88,12 @@ class MiniDesigner:
         return int(w), int(h)
 
     @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(h, w) of the latent grid (the image size / 8)."""
+        w, h = self.size
+        return h // 8, w // 8
+
+    @property
     def schedule(self) -> PromptSchedule:
         return PromptSchedule.parse(self.info.get("prompt_schedule", "paper"))
 
@@ -205,13 +211,19 @@ class MiniDesigner:
         *,
         steps: int = 20,
         seed: int = 0,
+        noise: torch.Tensor | None = None,
         callback: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """A draft from full noise with the Euler step (DDIM with eta 0): (B, 4, h, w) latents."""
-        w, h = self.size
-        g = torch.Generator().manual_seed(seed)
+        """A draft from full noise with the Euler step (DDIM with eta 0): (B, 4, h, w) latents.
+
+        ``noise`` (B, 4, h, w) standard Gaussian replaces the one drawn from ``seed``.
+        """
+        if noise is None:
+            noise = torch.randn((batch, 4, *self.latent_shape), generator=torch.Generator().manual_seed(seed))
+        if noise.shape != (batch, 4, *self.latent_shape):
+            raise ValueError(f"noise of shape {tuple(noise.shape)}; expected {(batch, 4, *self.latent_shape)}")
         sigmas = normal_sigmas(steps, self.sigma_table).to(self.device)
-        x = torch.randn((batch, 4, h // 8, w // 8), generator=g).to(self.device) * sigmas[0]
+        x = noise.to(self.device) * sigmas[0]
         s_in = x.new_ones(batch)
         for i in range(steps):
             d = denoise(x, sigmas[i] * s_in)
