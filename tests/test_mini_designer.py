@@ -33,10 +33,8 @@ PROMPT = HierarchicalPrompt.from_caption(
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mini")
-    files, manifest = build_test_designer(root)
-    return root, files, manifest
+def built(mini_test_designer):
+    return mini_test_designer
 
 
 # -- autoencoder ---------------------------------------------------------------------------------------

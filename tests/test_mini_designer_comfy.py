@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from mini_fixtures import build_test_designer
 from PIL import Image
 
 from hierafash_core.mini.pipeline import MiniDesigner
@@ -18,9 +17,9 @@ CAPTION = "Dress, Elegant, Party, Tall, Crisp Feeling, Long Dress, Short Sleeve,
 
 
 @pytest.fixture(scope="module")
-def designer(tmp_path_factory, comfy, comfy_base):
+def designer(mini_test_designer, comfy, comfy_base):
     """The test mini designer, copied into the host's checkpoints and controlnet folders, and a pose image."""
-    files, _ = build_test_designer(tmp_path_factory.mktemp("mini"))
+    _, files, _ = mini_test_designer
     for folder, path in (("checkpoints", files.checkpoint), ("controlnet", files.controlnet)):
         (comfy_base / "models" / folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, comfy_base / "models" / folder / path.name)

@@ -11,9 +11,10 @@ from pathlib import Path
 from . import CLIError
 
 SIZES = {
-    # name: (cases, steps, diversity groups, diversity seeds, classifier images, classifier steps, held-out)
-    "default": (40, 20, 6, 4, 4000, 1200, 300),
-    "small": (5, 4, 1, 2, 160, 40, 20),
+    # name: (cases, steps, diversity groups, diversity seeds, classifier images, classifier steps, held-out,
+    #        contact sheet drafts, contact sheet edit chains)
+    "default": (40, 20, 6, 4, 4000, 1200, 300, 6, 3),
+    "small": (5, 3, 1, 2, 96, 30, 10, 2, 1),
 }
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cases, steps, groups, seeds, cl_images, cl_steps, held_out = SIZES[args.size]
+    cases, steps, groups, seeds, cl_images, cl_steps, held_out, sheet_drafts, sheet_chains = SIZES[args.size]
     config = EvalConfig(
         cases=args.cases or cases,
         steps=args.steps or steps,
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         by_category = {}
         for c in cases_:
             by_category.setdefault(c.fields["category"], c)
-        design_sheet(designer, list(by_category.values())[:6], cases_[:3], config).save(out / "sheet.png")
+        drafts = list(by_category.values())[:sheet_drafts]
+        design_sheet(designer, drafts, cases_[:sheet_chains], config).save(out / "sheet.png")
     print(table)
     print(f"wrote {out / 'table.md'}, {out / 'results.json'}" + ("" if args.no_sheet else f", {out / 'sheet.png'}"))
     print(f"evaluation took {time.perf_counter() - started:.0f} s")
