@@ -61,11 +61,21 @@ class MiniDesignerLoader(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Model.Output("model", tooltip="The mini designer's UNet (epsilon prediction, SD noise schedule)."),
-                io.Clip.Output("clip", tooltip="Its text encoder: captions in the paper's ten-field form."),
-                io.Vae.Output("vae", tooltip="Its 8x autoencoder (192 x 128 images <-> 4 x 24 x 16 latents)."),
+                io.Model.Output(
+                    "model",
+                    display_name="model",
+                    tooltip="The mini designer's UNet (epsilon prediction, SD noise schedule).",
+                ),
+                io.Clip.Output(
+                    "clip", display_name="clip", tooltip="Its text encoder: captions in the paper's ten-field form."
+                ),
+                io.Vae.Output(
+                    "vae", display_name="vae", tooltip="Its 8x autoencoder (192 x 128 images <-> 4 x 24 x 16 latents)."
+                ),
                 io.ControlNet.Output(
-                    "pose_control_net", tooltip="Its pose ControlNet: feed it an OpenPose-18 stick figure drawing."
+                    "pose_control_net",
+                    display_name="pose_control_net",
+                    tooltip="Its pose ControlNet: feed it an OpenPose-18 stick figure drawing.",
                 ),
             ],
         )

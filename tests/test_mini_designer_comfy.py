@@ -120,3 +120,26 @@ def test_loader_refuses_a_checkpoint_that_is_not_a_mini_designer(comfy, designer
     graph["load"]["inputs"]["checkpoint"] = TINY_CKPT
     with pytest.raises(GraphFailed, match="not a mini designer checkpoint"):
         comfy.run(graph, outputs=["pos"])
+
+
+def test_the_mini_design_workflow_runs_staged_sampler_parse_mask_and_edits(comfy, comfy_base, designer):
+    """workflows/hierafash_mini_design.json (its API twin) on the test designer: StagedKSampler with the
+    pose ControlNet, three GradientGuidedEdits with ParseMask masks, at 3 steps each."""
+    import json
+    from pathlib import Path
+
+    files, _, _ = designer
+    repo = Path(__file__).resolve().parents[1]
+    graph = json.loads((repo / "tests" / "workflows" / "hierafash_mini_design_api.json").read_text())
+    shutil.copyfile(repo / "workflows" / "hierafash_mini_pose.png", comfy_base / "input" / "hierafash_mini_pose.png")
+    graph["1"]["inputs"].update(checkpoint=files.checkpoint.name, pose_controlnet=files.controlnet.name)
+    for node in graph.values():
+        if node["class_type"] in ("HieraFash_StagedKSampler", "HieraFash_GradientGuidedEdit"):
+            node["inputs"]["steps"] = 3
+    out = comfy.run(graph, outputs=["44"])
+    draft, final = out["10"][0], out["44"][0]
+    assert draft.shape == final.shape == (1, 192, 128, 3)
+    assert (draft - final).abs().max() > 0  # the edits changed something
+    mask = out["42"][0]  # the collar mask of the last edit
+    outside = mask[0] < 0.01
+    assert outside.float().mean() > 0.5  # a collar region, not the whole image
