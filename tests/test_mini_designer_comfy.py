@@ -143,3 +143,21 @@ def test_the_mini_design_workflow_runs_staged_sampler_parse_mask_and_edits(comfy
     mask = out["42"][0]  # the collar mask of the last edit
     outside = mask[0] < 0.01
     assert outside.float().mean() > 0.5  # a collar region, not the whole image
+
+
+def test_built_in_choice_reads_the_built_files_or_says_how_to_build_them(comfy, designer, tmp_path, monkeypatch):
+    from comfy_host import GraphFailed
+
+    files, _, _ = designer
+    graph = _graph(files, control=True, steps=1)
+    graph["load"]["inputs"].update(checkpoint="built-in", pose_controlnet="built-in")
+    monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "empty"))
+    with pytest.raises(
+        GraphFailed, match="the built-in mini designer is not built .* run `hierafash mini-designer build`"
+    ):
+        comfy.run(graph, outputs=["ks"])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini-designer").symlink_to(files.folder)
+    monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "models"))
+    out = comfy.run(graph, outputs=["ks"])
+    assert out["ks"][0]["samples"].shape == (1, 4, 24, 16)

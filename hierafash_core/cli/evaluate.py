@@ -43,6 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this evaluation (the options that change its figures)."""
+    parts = ["hierafash", "evaluate"]
+    if args.size != "default":
+        parts += ["--size", args.size]
+    for name in ("cases", "steps"):
+        if getattr(args, name):
+            parts += [f"--{name}", str(getattr(args, name))]
+    if args.cfg != 4.0:
+        parts += ["--cfg", f"{args.cfg:g}"]
+    if args.seed:
+        parts += ["--seed", str(args.seed)]
+    if args.methods:
+        parts += ["--methods", *args.methods]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -82,12 +99,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(designer, classifier, config, progress=say)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = (
-        "hierafash evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-        if len(sys.argv) > 2
-        else "hierafash evaluate"
-    )
-    table = markdown(result, accuracy, command.strip())
+    table = markdown(result, accuracy, _command(args))
     (out / "table.md").write_text(table, encoding="utf-8")
     (out / "results.json").write_text(to_json(result, accuracy), encoding="utf-8")
     if not args.no_sheet:

@@ -160,6 +160,7 @@ class MiniDesigner:
         log_sigmas = self.sigma_table.double().log()
         cache: dict[str, torch.Tensor] = {}
 
+        @torch.no_grad()
         def states(captions: list[str]) -> torch.Tensor:
             todo = sorted(set(captions) - set(cache))
             if todo:
@@ -171,7 +172,8 @@ class MiniDesigner:
                 return p
             return schedule.caption_at(p, t) if staged else p.caption()
 
-        @torch.no_grad()
+        # No no_grad here: the edit loop's guidance "through the model" differentiates this function
+        # with respect to x (the weights never need gradients). Callers that sample run under no_grad.
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             b = x.shape[0]
             if len(prompts) not in (1, b):
