@@ -102,7 +102,7 @@ def test_small_evaluation_runs_end_to_end(mini_test_designer, tmp_path, capsys):
         == 0
     )
     table = (out / "table.md").read_text()
-    assert table.count("\n| pack: ") == 6 and "| SDEdit, no mask |" in table and "| released code: noise once" in table
+    assert table.count("\n| pack: ") == 7 and "| SDEdit, no mask |" in table and "| released code: noise once" in table
     assert "| staged captions (pack) |" in table and "| one flat caption, no staging |" in table
     data = json.loads((out / "results.json").read_text())
     assert set(data["edits"]) == set(METHODS)

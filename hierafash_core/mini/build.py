@@ -304,3 +304,16 @@ def check_expected(manifest: dict) -> tuple[bool | None, str]:
             f"{expected['torch']}; this build used {manifest['threads']} and {manifest['software']['torch']}"
         )
     return False, "the files differ from the recorded build of this recipe with the same threads and torch"
+
+
+def record_expected(manifest: dict) -> Path:
+    """Record a build's file hashes (with its threads and torch version) as the expected ones for its recipe."""
+    data = json.loads(EXPECTED_FILE.read_text(encoding="utf-8")) if EXPECTED_FILE.is_file() else {}
+    data[manifest["recipe_sha256"]] = {
+        "recipe": Path(manifest["recipe"]).name,
+        "threads": manifest["threads"],
+        "torch": manifest["software"]["torch"],
+        "files": {name: entry["sha256"] for name, entry in manifest["files"].items()},
+    }
+    EXPECTED_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return EXPECTED_FILE
