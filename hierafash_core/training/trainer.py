@@ -55,11 +55,6 @@ LOSS_LOG = "loss.jsonl"
 EMA_FILE = "ema.safetensors"
 
 
-@contextlib.contextmanager
-def _nothing():
-    yield
-
-
 @dataclass
 class TrainResult:
     """What a run produced (each process returns its own; files are written by the main process)."""
@@ -285,7 +280,7 @@ def train(
             unwrapped = accelerator.unwrap_model(model)
 
             def export_into(p: Path, kind: str) -> None:
-                with average.applied(unwrapped) if average is not None else _nothing():
+                with average.applied(unwrapped) if average is not None else contextlib.nullcontext():
                     trainable.export(unwrapped, p, at, kind)
 
             extra = {name: (lambda p, k=kind: export_into(p, k)) for kind, name in trainable.export_names().items()}
@@ -351,7 +346,7 @@ def train(
                             )[0]
                         else:
                             pred = model(zt, t, encoder_hidden_states=states, return_dict=False)[0]
-                    # Step 5: plain MSE on the noise (or velocity) target.
+                    # Step 5: MSE on the noise (or velocity) target, per example weighted by min-SNR if asked.
                     if config.snr_gamma > 0:
                         snr = (a / (1 - a)).view(-1)
                         weight = snr.clamp(max=config.snr_gamma) / (snr if prediction == "epsilon" else snr + 1)
@@ -401,7 +396,7 @@ def train(
     digest = weights_digest(trainable.state(unwrapped))
     exports: dict[str, Path] = {}
     if is_main:
-        with average.applied(unwrapped) if average is not None else _nothing():
+        with average.applied(unwrapped) if average is not None else contextlib.nullcontext():
             exports.update(trainable.export_all(unwrapped, output_dir, step))
     ranks = output_dir / "ranks"
     ranks.mkdir(parents=True, exist_ok=True)
