@@ -50,6 +50,52 @@ SPECS: dict[str, dict] = {
     "VAEDecode": {"inputs": [("samples", "LATENT"), ("vae", "VAE")], "outputs": [("IMAGE", "IMAGE")], "widgets": []},
     "SaveImage": {"inputs": [("images", "IMAGE")], "outputs": [], "widgets": ["filename_prefix"]},
     "SaveLatent": {"inputs": [("samples", "LATENT")], "outputs": [], "widgets": ["filename_prefix"]},
+    "ConditioningCombine": {
+        "inputs": [("conditioning_1", "CONDITIONING"), ("conditioning_2", "CONDITIONING")],
+        "outputs": [("CONDITIONING", "CONDITIONING")],
+        "widgets": [],
+    },
+    "LoadImage": {"inputs": [], "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")], "widgets": ["image", "upload"]},
+    "ControlNetLoader": {"inputs": [], "outputs": [("CONTROL_NET", "CONTROL_NET")], "widgets": ["control_net_name"]},
+    "PreviewImage": {"inputs": [("images", "IMAGE")], "outputs": [], "widgets": []},
+    "HieraFash_ConceptEncode": {
+        "inputs": [("clip", "CLIP")],
+        "outputs": [("concepts", "CONDITIONING"), ("design", "HIERAFASH_DESIGN"), ("caption", "STRING")],
+        "widgets": ["category", "style", "occasion", "effect", "feeling", "free_text", "allow_free_text",
+                    "schedule"],
+    },
+    "HieraFash_AttributeEncode": {
+        "inputs": [("clip", "CLIP"), ("design", "HIERAFASH_DESIGN")],
+        "outputs": [("attributes", "CONDITIONING"), ("design", "HIERAFASH_DESIGN"), ("caption", "STRING")],
+        "widgets": ["clothing_length", "sleeve_length", "sleeve_type", "collar", "hem", "free_text",
+                    "allow_free_text"],
+    },
+    "HieraFash_StagedKSampler": {
+        "inputs": [("model", "MODEL"), ("concepts", "CONDITIONING"), ("negative", "CONDITIONING"),
+                   ("latent_image", "LATENT"), ("attributes", "CONDITIONING"), ("control_net", "CONTROL_NET"),
+                   ("pose_image", "IMAGE")],
+        "outputs": [("latent", "LATENT"), ("plan", "STRING")],
+        "widgets": ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise",
+                    "schedule", "schedule_spec", "pose_strength", "pose_stages"],
+    },
+    "HieraFash_PoseDetect": {
+        "inputs": [("image", "IMAGE")],
+        "outputs": [("pose_keypoint", "POSE_KEYPOINT"), ("pose_image", "IMAGE"), ("person_mask", "MASK")],
+        "widgets": ["max_people", "model"],
+    },
+    "HieraFash_ParseMask": {
+        "inputs": [("image", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT"), ("refine_mask", "MASK")],
+        "outputs": [("mask", "MASK"), ("preview", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT")],
+        "widgets": ["attribute", "category", "grow", "feather", "person_index", "clip_to_person", "person_margin",
+                    "refine_mode", "refine_margin"],
+    },
+    "HieraFash_MiniDesignerLoader": {
+        "inputs": [],
+        "outputs": [("model", "MODEL"), ("clip", "CLIP"), ("vae", "VAE"), ("pose_control_net", "CONTROL_NET")],
+        "widgets": ["checkpoint", "pose_controlnet"],
+    },
+    "HieraFash_PoseKeypointFromJSON": {"inputs": [], "outputs": [("pose_keypoint", "POSE_KEYPOINT")],
+                                       "widgets": ["json_text"]},
     "HieraFash_GradientGuidedEdit": {
         "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
                    ("source", "LATENT"), ("mask", "MASK"), ("control_net", "CONTROL_NET"), ("pose_image", "IMAGE")],
@@ -194,6 +240,85 @@ def edit_chain() -> list[Node]:
     return nodes
 
 
+MINI_POSE_IMAGE = "hierafash_mini_pose.png"
+
+
+def mini_pose() -> tuple[str, object]:
+    """The front pose of the synthetic pose bank at 128x192: OpenPose JSON text and its drawing (RGB uint8)."""
+    import numpy as np
+
+    from hierafash_core.pose.render import render_openpose_hwc
+    from hierafash_core.synth.pose_bank import POSES_BY_NAME, openpose_json, place
+
+    kp = place(POSES_BY_NAME["front"].keypoints, (128, 192))
+    return json.dumps(openpose_json(kp, (128, 192))), np.ascontiguousarray(render_openpose_hwc(kp, 128, 192))
+
+
+def mini_design() -> list[Node]:
+    """The design process on the built-in mini designer: its loader gives model, CLIP, VAE and pose ControlNet.
+
+    The pose comes as OpenPose JSON (for ParseMask) and its drawing (for the ControlNet), written
+    next to the workflow as ``hierafash_mini_pose.png``: copy it into ComfyUI's input folder.
+    """
+    pose_json, _ = mini_pose()
+    fields = {"clothing_length": "Knee-length", "sleeve_length": "Short Sleeve", "sleeve_type": "Puffed",
+              "collar": "Round", "hem": "Flat", "free_text": "", "allow_free_text": False}  # fmt: skip
+    nodes = [
+        Node(1, "HieraFash_MiniDesignerLoader", "Mini designer", {"checkpoint": "built-in",
+             "pose_controlnet": "built-in"}, pos=(0, 0)),
+        Node(2, "HieraFash_ConceptEncode", "Concepts (ideation)",
+             {"category": "Dress", "style": "Elegant", "occasion": "Party", "effect": "Tall",
+              "feeling": "Crisp Feeling", "free_text": "", "allow_free_text": False, "schedule": "paper"},
+             {"clip": (1, 1)}, pos=(380, 0)),
+        Node(3, "HieraFash_AttributeEncode", "Draft attributes", dict(fields), {"clip": (1, 1), "design": (2, 1)},
+             pos=(380, 380)),
+        Node(4, "CLIPTextEncode", "Negative (empty, as trained)", {"text": ""}, {"clip": (1, 1)}, pos=(380, 720)),
+        Node(5, "EmptyLatentImage", "Canvas 128x192", {"width": 128, "height": 192, "batch_size": 1}, pos=(380, 960)),
+        Node(6, "LoadImage", "Pose drawing (hierafash_mini_pose.png)", {"image": MINI_POSE_IMAGE, "upload": "image"},
+             pos=(0, 300)),
+        Node(7, "HieraFash_PoseKeypointFromJSON", "Pose keypoints", {"json_text": pose_json}, pos=(0, 700)),
+        Node(9, "HieraFash_StagedKSampler", "Draft",
+             {"seed": 7, "control_after_generate": "fixed", "steps": 20, "cfg": 4.0, "sampler_name": "euler",
+              "scheduler": "normal", "denoise": 1.0, "schedule": "from conditioning", "schedule_spec": "",
+              "pose_strength": 1.0, "pose_stages": "all stages"},
+             {"model": (1, 0), "concepts": (2, 0), "negative": (4, 0), "latent_image": (5, 0),
+              "attributes": (3, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(820, 0)),
+        Node(10, "VAEDecode", "Decode draft", {}, {"samples": (9, 0), "vae": (1, 2)}, pos=(1260, 0)),
+        Node(11, "SaveImage", "Save draft", {"filename_prefix": "HieraFash/mini_draft"}, {"images": (10, 0)},
+             pos=(1500, 0)),
+    ]  # fmt: skip
+    edits = [
+        ("sleeve_length", "Long Sleeve", "Edit A2: sleeve length", "A2 sleeve length (t=831)"),
+        ("clothing_length", "Long", "Edit A1: clothing length", "A1 clothing length (t=911)"),
+        ("collar", "V-Neck", "Edit A4: collar", "A4 collar (t=671)"),
+    ]
+    source, row = (9, 0), 1200
+    for k, (key, value, title, attribute) in enumerate(edits):
+        base = 20 + 10 * k
+        fields[key] = value
+        nodes += [
+            Node(base, "HieraFash_AttributeEncode", f"{title}: attributes", dict(fields),
+                 {"clip": (1, 1), "design": (2, 1)}, pos=(380, row)),
+            Node(base + 1, "ConditioningCombine", f"{title}: concepts + attributes", {},
+                 {"conditioning_1": (2, 0), "conditioning_2": (base, 0)}, pos=(820, row)),
+            Node(base + 2, "HieraFash_ParseMask", f"{title}: mask",
+                 {"attribute": key, "category": "Dress", "grow": 0.0, "feather": 0.05, "person_index": 0,
+                  "clip_to_person": False, "person_margin": 0.25, "refine_mode": "intersect", "refine_margin": 0.0},
+                 {"image": (10, 0), "pose_keypoint": (7, 0)}, pos=(820, row + 140)),
+            Node(base + 3, "HieraFash_GradientGuidedEdit", title,
+                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k),
+                 {"model": (1, 0), "positive": (base + 1, 0), "negative": (4, 0), "source": source,
+                  "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(1260, row)),
+            Node(base + 4, "VAEDecode", f"{title}: decode", {}, {"samples": (base + 3, 0), "vae": (1, 2)},
+                 pos=(1700, row)),
+            Node(base + 5, "PreviewImage" if k < 2 else "SaveImage", f"{title}: result",
+                 {} if k < 2 else {"filename_prefix": "HieraFash/mini_final"}, {"images": (base + 4, 0)},
+                 pos=(1950, row)),
+        ]  # fmt: skip
+        source, row = (base + 3, 0), row + 560
+    return nodes
+
+
 def to_api(nodes: list[Node]) -> dict:
     graph = {}
     for node in nodes:
@@ -254,9 +379,17 @@ def write(path: Path, data: dict) -> None:
 
 
 def main() -> None:
-    nodes = edit_chain()
-    write(REPO / "workflows" / "hierafash_edit_chain.json", to_ui(nodes))
-    write(REPO / "tests" / "workflows" / "hierafash_edit_chain_api.json", to_api(nodes))
+    for name, build in (
+        ("hierafash_edit_chain", edit_chain),
+        ("hierafash_mini_design", mini_design),
+    ):
+        nodes = build()
+        write(REPO / "workflows" / f"{name}.json", to_ui(nodes))
+        write(REPO / "tests" / "workflows" / f"{name}_api.json", to_api(nodes))
+    from PIL import Image
+
+    Image.fromarray(mini_pose()[1]).save(REPO / "workflows" / MINI_POSE_IMAGE)
+    print(f"wrote workflows/{MINI_POSE_IMAGE}")
 
 
 if __name__ == "__main__":

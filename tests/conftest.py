@@ -59,3 +59,13 @@ def comfy_server(comfy_base):
     server.start(timeout=180)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mini_test_designer(tmp_path_factory):
+    """(root, MiniDesignerFiles, manifest) of a mini designer built by the real recipe code in seconds."""
+    from mini_fixtures import build_test_designer
+
+    root = tmp_path_factory.mktemp("mini")
+    files, manifest = build_test_designer(root)
+    return root, files, manifest

@@ -26,7 +26,7 @@ from hierafash_core.workflow import ui_to_api
 pytestmark = pytest.mark.comfy
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = ("hierafash_edit_chain",)
+WORKFLOWS = ("hierafash_edit_chain", "hierafash_mini_design")
 EDIT = "HieraFash_GradientGuidedEdit"
 SCALE = 8  # 512x704 -> 64x88 pixels, an 8x11 latent
 TINY_CN = "hierafash-tiny-cn.safetensors"
