@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,3 +251,54 @@ def test_ctrl_c_stops_the_server_prompt_and_keeps_finished_stages(comfy_server, 
             break
         time.sleep(0.5)
     assert not queue["queue_running"] and not queue["queue_pending"], "the server is still running the edit"
+
+
+def _no_build(*args, **kwargs):
+    raise AssertionError("a test must never start the hour-long build of the real mini designer")
+
+
+def test_demo_runs_on_the_built_in_mini_designer(tmp_path, mini_test_designer, capsys, monkeypatch):
+    """`hierafash demo`'s default model: MiniDesignerLoader in the graph, its 128x192 size, the held-out
+    camera pose, four edits (sleeves, length, collar, hem), each only inside its region."""
+    root, files, _ = mini_test_designer
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mini-designer").symlink_to(files.folder, target_is_directory=True)
+    monkeypatch.setenv("HIERAFASH_MODELS", str(models))  # the private server inherits it
+    monkeypatch.setattr("hierafash_core.mini.build.build_mini_designer", _no_build)
+    out = tmp_path / "demo"
+    rc = main(["demo", "--steps", "6", "--comfyui", str(COMFY_DIR), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err[-2000:]
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "finished" and record["models"]["checkpoint"] == "built-in"
+    assert record["models"]["mini_designer"] == str(models / "mini-designer")
+    assert [s["key"] for s in record["stages"]] == ["pose", "draft", "edit1", "edit2", "edit3", "edit4"]
+    assert [s["edit"]["attribute"] for s in record["stages"][2:]] == [
+        "sleeve length", "clothing length", "collar", "hem"]  # fmt: skip
+    api = json.loads((out / "workflow_api.json").read_text())
+    loaders = [n for n in api.values() if n["class_type"] == "HieraFash_MiniDesignerLoader"]
+    assert len(loaders) == 1 and not any(n["class_type"] == "CheckpointLoaderSimple" for n in api.values())
+    edits = [n for n in api.values() if n["class_type"] == "HieraFash_GradientGuidedEdit"]
+    assert {e["inputs"]["gradient_path"] for e in edits} == {"through the model"}
+    assert all(e["inputs"]["control_net"][0] == next(k for k, v in api.items() if v is loaders[0]) for e in edits)
+    for name in ("draft.png", "edit4_hem.png"):
+        assert Image.open(out / name).size == (128, 192), name
+    for stage in record["stages"][2:]:
+        assert stage["preservation"]["latent_max_abs_diff_outside"] < 1e-4, stage["key"]
+    assert "These images are noise" not in captured.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--width", "256"], r"the built-in mini designer draws 128 x 192 only"),
+        (["--controlnet", "x.safetensors"], r"brings its own pose ControlNet"),
+    ],
+)
+def test_the_mini_designer_refuses_settings_it_cannot_honour(tmp_path, argv, message, capsys, monkeypatch):
+    monkeypatch.setattr("hierafash_core.mini.build.build_mini_designer", _no_build)
+    monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "models"))  # never the real build's folder
+    rc = main(["demo", *argv, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc != 0 and re.search(message, err), err

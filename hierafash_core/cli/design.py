@@ -23,11 +23,25 @@ from . import CLIError
 DEMO_OUT = "out/demo"
 DEMO_SIZE = (192, 264)  # 3/8 of the paper's 512x704: the demo's time budget on 2 CPU cores
 DEMO_STEPS = 8
+# The demo on the built-in mini designer: its one size, the step count and guidance its evaluation
+# used (docs/mini-designer.md), and a draft whose attributes the edits then change one at a time.
+MINI_DEMO = {"steps": 20, "cfg": 4.0, "gradient_path": "through the model", "guidance_end": 0.5}
+MINI_DEMO_ATTRIBUTES = {"clothing_length": "Knee-length", "sleeve_length": "Short Sleeve", "collar": "Round",
+                        "hem": "Flat"}  # fmt: skip
+MINI_DEMO_EDITS = ("sleeve length=Long Sleeve", "clothing length=Long", "collar=V-Neck", "hem=Ruffle")
+MINI_DEMO_POSE = "photo_camera"  # the pose bank's pose from the cameraman photo; held out of training
+TEST_MODEL = "test-model"  # --checkpoint name of the seeded random test model
+MINI_BUILD_NOTE = (
+    "the built-in mini designer is not built yet: building it now from its recipe into {folder} (about an hour on "
+    "2 CPU cores, once; a build cut short continues). For a one-minute run on the random test model instead: "
+    "--checkpoint test-model"
+)
 TEST_MODEL_NOTE = (
-    "These images are noise: no --checkpoint was given, so the seeded random test model drew them "
+    "These images are noise: the seeded random test model drew them "
     "(it proves every step runs, not what a design looks like)."
 )
 REAL_MODEL_HOWTO = (
+    "For pictures on this machine: --checkpoint built-in (the pack's mini designer, 128x192). "
     "For real designs give an SD1.5, SD2.1 or SDXL checkpoint and, best, an OpenPose ControlNet made for it, "
     "as a path or a file name in ComfyUI/models/checkpoints and models/controlnet (or a folder of your "
     "extra_model_paths.yaml): hierafash design PHOTO --checkpoint v1-5-pruned-emaonly.safetensors "
@@ -50,8 +64,9 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
         "--checkpoint",
         metavar="NAME|PATH",
         help="SD1.5/SD2.1/SDXL checkpoint (.safetensors): a path, or a name in ComfyUI's "
-        "models/checkpoints or extra_model_paths.yaml (default: the seeded random test model, "
-        "which draws noise)",
+        "models/checkpoints or extra_model_paths.yaml; 'built-in': the pack's mini designer (128x192, "
+        "built on first use); 'test-model': the seeded random test model, which draws noise "
+        "(default: design test-model, demo built-in)",
     )
     m.add_argument(
         "--controlnet",
@@ -287,12 +302,16 @@ class _Progress:
 def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> tuple[dict[str, Path], dict, bool]:
     """Model files for a private server: ({"checkpoints/name": path}, record entry, is the test model)."""
     from ..design.host import default_models_dir
+    from ..design.spec import MINI_DESIGNER
     from ..model_files import resolve_model
     from ..models.tiny import ensure_tiny_checkpoint
 
     configs = [Path(p) for p in extra]
     models: dict[str, Path] = {}
-    test_model = not settings.get("checkpoint")
+    if settings.get("checkpoint") == MINI_DESIGNER:
+        return {}, {"checkpoint": MINI_DESIGNER, "mini_designer": str(_mini_designer_files()), "test_model": False,
+                    "controlnet": None}, False  # fmt: skip
+    test_model = settings.get("checkpoint", TEST_MODEL) in (None, "", TEST_MODEL)
     if test_model:
         path = ensure_tiny_checkpoint(default_models_dir() / "checkpoints")
     else:
@@ -308,6 +327,17 @@ def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> t
     return models, entry, test_model
 
 
+def _mini_designer_files() -> Path:
+    """The built mini designer's folder, building it first (with a notice) when it is missing."""
+    from ..mini import MiniDesignerFiles, mini_designer_files
+
+    files = MiniDesignerFiles.in_folder()
+    if not files.exist():
+        print(MINI_BUILD_NOTE.format(folder=files.folder), file=sys.stderr, flush=True)
+        mini_designer_files(report=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    return files.folder
+
+
 def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bool]:
     from ..design.host import server_choices
     from ..models.tiny import DEFAULT_NAME
@@ -316,7 +346,14 @@ def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bo
     if missing:
         raise CLIError(f"--server {url}: this ComfyUI lacks the HieraFash nodes ({', '.join(missing)}); install "
                        "the pack into its custom_nodes folder and restart it, or leave out --server")  # fmt: skip
-    test_model = not settings.get("checkpoint")
+    from ..design.spec import MINI_DESIGNER
+
+    if settings.get("checkpoint") == MINI_DESIGNER:
+        if "HieraFash_MiniDesignerLoader" not in info:
+            raise CLIError(f"--checkpoint built-in: the server at {url} lacks MiniDesignerLoader; update the pack "
+                           "there and restart it")  # fmt: skip
+        return {"checkpoint": MINI_DESIGNER, "test_model": False, "controlnet": None}, False
+    test_model = settings.get("checkpoint", TEST_MODEL) in (None, "", TEST_MODEL)
     if test_model:
         settings["checkpoint"] = DEFAULT_NAME
     for key, node, name, folder in (("checkpoint", "CheckpointLoaderSimple", "ckpt_name", "checkpoints"),
@@ -347,7 +384,10 @@ def _session(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] 
     spec_kwargs = {k: v for k, v in settings.items() if k not in ("photo", "pose", "concepts", "attributes", "edits")}
     spec_kwargs.update(concepts=concepts, attributes=attributes, edits=edits)
     # Check every setting now, before a server starts (the photo's name is set once it is uploaded).
-    DesignSpec(photo="photo.png" if photo else None, pose_json=pose_json, **{**spec_kwargs, "checkpoint": "x"})
+    # A file name stands in for a checkpoint not yet resolved; the built-in one keeps its name, so its
+    # size and ControlNet limits are checked before anything is built or started.
+    checkpoint = spec_kwargs.get("checkpoint") or "x"
+    DesignSpec(photo="photo.png" if photo else None, pose_json=pose_json, **{**spec_kwargs, "checkpoint": checkpoint})
     extra = {"argv": sys.argv[1:]}
 
     def go(url: str, models_entry: dict, test_model: bool) -> int:
@@ -473,18 +513,31 @@ def run_demo(args: argparse.Namespace) -> int:
     import skimage.data
 
     from ..design.host import photo_png
-    from ..design.spec import EXAMPLE_CONCEPTS, EXAMPLE_EDITS, Edit
+    from ..design.spec import EXAMPLE_CONCEPTS, EXAMPLE_EDITS, MINI_DESIGNER, MINI_SIZE, Edit
 
     settings, _ = _settings(args)
-    settings.setdefault("width", DEMO_SIZE[0])
-    settings.setdefault("height", DEMO_SIZE[1])
-    settings.setdefault("steps", DEMO_STEPS)
+    settings.setdefault("checkpoint", MINI_DESIGNER)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # The demo's graphs are small: one torch thread per process beats a pool that spins on a busy CPU
     # (measured on 2 shared cores: 53 s instead of 121 s for the whole demo). The server inherits it.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    category = EXAMPLE_CONCEPTS["category"]
+    if settings["checkpoint"] == MINI_DESIGNER:
+        from ..synth.pose_bank import POSES_BY_NAME, openpose_json, place
+
+        for key, value in {**MINI_DEMO, "width": MINI_SIZE[0], "height": MINI_SIZE[1]}.items():
+            settings.setdefault(key, value)
+        keypoints = place(POSES_BY_NAME[MINI_DEMO_POSE].keypoints, MINI_SIZE)
+        pose_json = json.dumps(openpose_json(keypoints, MINI_SIZE))
+        edits = [Edit.parse(e, category) for e in MINI_DEMO_EDITS]
+        print("demo: the built-in mini designer; the pose measured on scikit-image's cameraman photo (held out of "
+              "its training) -> draft -> edits: " + ", ".join(MINI_DEMO_EDITS), file=sys.stderr)  # fmt: skip
+        return _session(args, settings, None, pose_json, dict(EXAMPLE_CONCEPTS), dict(MINI_DEMO_ATTRIBUTES), edits)
+    settings.setdefault("width", DEMO_SIZE[0])
+    settings.setdefault("height", DEMO_SIZE[1])
+    settings.setdefault("steps", DEMO_STEPS)
     print("demo: scikit-image's cameraman photo -> pose -> draft -> edits: "
           + ", ".join(EXAMPLE_EDITS), file=sys.stderr)  # fmt: skip
-    edits = [Edit.parse(e, EXAMPLE_CONCEPTS["category"]) for e in EXAMPLE_EDITS]
+    edits = [Edit.parse(e, category) for e in EXAMPLE_EDITS]
     photo = (photo_png(array=skimage.data.camera()), "skimage.data.camera()")
     return _session(args, settings, photo, None, dict(EXAMPLE_CONCEPTS), {}, edits)

@@ -203,29 +203,36 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
 
     # -- stage 1: the draft ----------------------------------------------------------------------------
     d = 1  # the draft's group (edit k's is k + 1)
-    ckpt = g.add("CheckpointLoaderSimple", "Checkpoint", 1, d, ckpt_name=spec.checkpoint)
-    control = None
-    if spec.controlnet:
-        control = g.add("ControlNetLoader", "Pose ControlNet (OpenPose)", 1, d, control_net_name=spec.controlnet)
-    concepts = g.add("HieraFash_ConceptEncode", "Concepts (ideation)", 1, d, clip=[ckpt, 1],
+    # Outputs as [node id, slot]: the mini designer's loader gives all four, a checkpoint three.
+    if spec.mini:
+        loader = g.add("HieraFash_MiniDesignerLoader", "Mini designer (built-in)", 1, d, checkpoint="built-in",
+                       pose_controlnet="built-in")  # fmt: skip
+        model, clip, vae, control = [loader, 0], [loader, 1], [loader, 2], [loader, 3]
+    else:
+        ckpt = g.add("CheckpointLoaderSimple", "Checkpoint", 1, d, ckpt_name=spec.checkpoint)
+        model, clip, vae, control = [ckpt, 0], [ckpt, 1], [ckpt, 2], None
+        if spec.controlnet:
+            cn = g.add("ControlNetLoader", "Pose ControlNet (OpenPose)", 1, d, control_net_name=spec.controlnet)
+            control = [cn, 0]
+    concepts = g.add("HieraFash_ConceptEncode", "Concepts (ideation)", 1, d, clip=clip,
                      **_fields_inputs(CONCEPT_FIELDS, spec.concepts), allow_free_text=spec.allow_free_text,
                      schedule=spec.schedule)  # fmt: skip
-    attrs = g.add("HieraFash_AttributeEncode", "Draft attributes", 1, d, clip=[ckpt, 1],
+    attrs = g.add("HieraFash_AttributeEncode", "Draft attributes", 1, d, clip=clip,
                   design=[concepts, 1], **_fields_inputs(ATTRIBUTE_FIELDS, spec.attributes_after(0)),
                   allow_free_text=spec.allow_free_text)  # fmt: skip
-    negative = g.add("CLIPTextEncode", "Negative prompt", 1, d, text=spec.negative, clip=[ckpt, 1])
+    negative = g.add("CLIPTextEncode", "Negative prompt", 1, d, text=spec.negative, clip=clip)
     if spec.start_denoise < 1:
-        latent = g.add("VAEEncode", "Photo as the starting image", 1, d, pixels=[canvas, 2], vae=[ckpt, 2])
+        latent = g.add("VAEEncode", "Photo as the starting image", 1, d, pixels=[canvas, 2], vae=vae)
     else:
         latent = g.add("EmptyLatentImage", "Canvas", 1, d, width=spec.width, height=spec.height, batch_size=1)
-    pose_inputs = {"control_net": [control, 0], "pose_image": [canvas, 1]} if control else {}
-    sampler = g.add("HieraFash_StagedKSampler", "Draft", 1, d, model=[ckpt, 0], concepts=[concepts, 0],
+    pose_inputs = {"control_net": control, "pose_image": [canvas, 1]} if control else {}
+    sampler = g.add("HieraFash_StagedKSampler", "Draft", 1, d, model=model, concepts=[concepts, 0],
                     negative=[negative, 0], latent_image=[latent, 0], seed=spec.seed, steps=spec.steps,
                     cfg=spec.cfg, sampler_name=spec.sampler, scheduler=spec.scheduler, denoise=spec.start_denoise,
                     schedule="from conditioning", schedule_spec="", pose_strength=spec.pose_strength,
                     pose_stages="all stages", attributes=[attrs, 0], **pose_inputs)  # fmt: skip
     plan = g.add("PreviewAny", "Draft plan", 1, d, source=[sampler, 1])
-    decoded = g.add("VAEDecode", "Decode draft", 1, d, samples=[sampler, 0], vae=[ckpt, 2])
+    decoded = g.add("VAEDecode", "Decode draft", 1, d, samples=[sampler, 0], vae=vae)
     save = g.add("SaveImage", "Save draft", 1, d, images=[decoded, 0], filename_prefix=f"{PREFIX}/draft")
     save_latent = g.add("SaveLatent", "Save draft latent", 1, d, samples=[sampler, 0],
                         filename_prefix=f"{PREFIX}/latents/draft")  # fmt: skip
@@ -239,23 +246,24 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
         grp = k + 1
         name = f"edit{k}_{edit.key}"
         stage = k + 1
-        enc = g.add("HieraFash_AttributeEncode", f"Edit {k} attributes", stage, grp, clip=[ckpt, 1],
+        enc = g.add("HieraFash_AttributeEncode", f"Edit {k} attributes", stage, grp, clip=clip,
                     design=[concepts, 1], **_fields_inputs(ATTRIBUTE_FIELDS, spec.attributes_after(k)),
                     allow_free_text=spec.allow_free_text)  # fmt: skip
         # The concept windows too: an edit that starts above the first attribute window (A1 at t=911)
         # must not run steps without any active conditioning.
         positive = g.add("ConditioningCombine", f"Edit {k} prompt", stage, grp, conditioning_1=[concepts, 0],
                          conditioning_2=[enc, 0])  # fmt: skip
-        edit_pose = {"control_net": [control, 0], "pose_image": [canvas, 1]} if control else {}
+        edit_pose = {"control_net": control, "pose_image": [canvas, 1]} if control else {}
         edited = g.add("HieraFash_GradientGuidedEdit", f"Edit {k}: {edit.describe()}", stage, grp,
-                       model=[ckpt, 0], positive=[positive, 0], negative=[negative, 0],
+                       model=model, positive=[positive, 0], negative=[negative, 0],
                        source=[source, 0], mask=[mask, 0], attribute=edit_choice(edit.field),
                        start_timestep=751, start_step=8, steps=spec.steps, cfg=spec.cfg, sampler=spec.edit_sampler,
                        scheduler=spec.scheduler, seed=spec.seed + k, mode=spec.edit_mode, guidance_weight=1.0,
-                       guidance_start=0.0, guidance_end=1.0, gradient_path="clean estimate", guidance_iterations=1,
-                       start_method="noise", inversion_refinements=0, control_strength=spec.pose_strength,
+                       guidance_start=0.0, guidance_end=spec.guidance_end, gradient_path=spec.gradient_path,
+                       guidance_iterations=1, start_method="noise", inversion_refinements=0,
+                       control_strength=spec.pose_strength,
                        **edit_pose)  # fmt: skip
-        decoded = g.add("VAEDecode", f"Decode edit {k}", stage, grp, samples=[edited, 0], vae=[ckpt, 2])
+        decoded = g.add("VAEDecode", f"Decode edit {k}", stage, grp, samples=[edited, 0], vae=vae)
         save = g.add("SaveImage", f"Save edit {k}", stage, grp, images=[decoded, 0],
                      filename_prefix=f"{PREFIX}/{name}")  # fmt: skip
         save_latent = g.add("SaveLatent", f"Save edit {k} latent", stage, grp, samples=[edited, 0],

@@ -50,6 +50,11 @@ EXAMPLE_EDITS = ("sleeve length=Long Sleeve", "collar=V-Neck", "hem=Draped")
 DEFAULT_NEGATIVE = "lowres, blurry, deformed body, extra limbs, cropped, watermark, text"
 EDIT_MODES = ("both", "blend", "guide")
 EDIT_SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m")
+GRADIENT_PATHS = ("clean estimate", "through the model")
+# The checkpoint name that means the pack's built-in mini designer (docs/mini-designer.md), loaded by
+# MiniDesignerLoader with its own text encoder, autoencoder and pose ControlNet, at its one size.
+MINI_DESIGNER = "built-in"
+MINI_SIZE = (128, 192)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,10 @@ class DesignSpec:
     mask_grow: float = 0.0
     mask_feather: float = 0.05
     allow_free_text: bool = False
+    # Guidance of the edits: "through the model" follows outlines better but costs a backward pass
+    # through the UNet per step, so it acts only until guidance_end of the edit (docs/editing.md).
+    gradient_path: str = "clean estimate"
+    guidance_end: float = 1.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -183,6 +192,26 @@ class DesignSpec:
             raise ValueError(f"schedule={self.schedule!r}: {exc}") from None
         if not self.checkpoint:
             raise ValueError("checkpoint: empty; give a checkpoint file name or path")
+        if self.gradient_path not in GRADIENT_PATHS:
+            raise ValueError(f"gradient_path={self.gradient_path!r}: use one of {', '.join(GRADIENT_PATHS)}")
+        if not 0 < self.guidance_end <= 1:
+            raise ValueError(f"guidance_end={self.guidance_end}: must be in (0, 1], the share of the edit guided")
+        if self.mini:
+            if (self.width, self.height) != MINI_SIZE:
+                raise ValueError(
+                    f"width x height = {self.width} x {self.height}: the built-in mini designer draws "
+                    f"{MINI_SIZE[0]} x {MINI_SIZE[1]} only; leave out --width/--height (or give those)"
+                )
+            if self.controlnet:
+                raise ValueError(
+                    f"controlnet={self.controlnet!r}: the built-in mini designer brings its own pose ControlNet; "
+                    "leave out --controlnet"
+                )
+
+    @property
+    def mini(self) -> bool:
+        """Whether the session runs on the built-in mini designer."""
+        return self.checkpoint == MINI_DESIGNER
 
     # -- derived --------------------------------------------------------------------------------
     @property
