@@ -170,9 +170,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     demo = sub.add_parser(
         "demo",
-        help="the design session on a real photo (scikit-image's cameraman), with the default model",
-        description="hierafash design on skimage.data.camera() with the paper's example concepts and three edits "
-        f"(sleeve length, collar, hem), at {DEMO_SIZE[0]}x{DEMO_SIZE[1]} and {DEMO_STEPS} steps, into {DEMO_OUT}.",
+        help="the main job: a design session on the built-in mini designer (built on first use)",
+        description="A design session on the pack's built-in mini designer (128x192; built on first use, about "
+        "an hour on 2 CPU cores): the pose measured on scikit-image's cameraman photo, the paper's example "
+        f"concepts, then four edits ({', '.join(MINI_DEMO_EDITS)}), into {DEMO_OUT}. With --checkpoint test-model: "
+        f"the cameraman photo itself on the random test model at {DEMO_SIZE[0]}x{DEMO_SIZE[1]} and {DEMO_STEPS} "
+        "steps (noise, in a minute); with any other --checkpoint: that model on the cameraman photo.",
     )
     _add_run_options(demo, DEMO_OUT)
     demo.set_defaults(func=run_demo)
