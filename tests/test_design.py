@@ -264,7 +264,7 @@ def test_read_only_output_folder_and_unreadable_photo(tmp_path):
 
 def test_a_server_without_the_pack_or_the_model_is_named():
     from hierafash_core.cli import CLIError
-    from hierafash_core.cli.design import _check_server_models
+    from hierafash_core.cli.design_run import _check_server_models
 
     with pytest.raises(CLIError, match=r"lacks the HieraFash nodes \(HieraFash_PoseToCanvas, .*install the pack"):
         _check_server_models("http://127.0.0.1:9", {"KSampler": {}}, {})
