@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -121,6 +122,8 @@ class ComfyClient:
             PromptFailed: a node raised (the message carries its type and text).
             ComfyAPIError: the server stopped answering or the time ran out.
         """
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout={timeout!r}: must be a positive, finite number of seconds")
         deadline = time.monotonic() + timeout
         while True:
             entry = self.history(prompt_id)

@@ -20,6 +20,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -194,6 +195,9 @@ def run_workflow(
         PromptFailed: a node raised while running.
         ComfyAPIError: the server did not answer, went away, or the time ran out.
     """
+    for name, seconds in (("timeout", timeout), ("idle", idle), ("request_timeout", request_timeout)):
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{name}={seconds!r}: must be a positive, finite number of seconds")
     client = ComfyClient(server, timeout=request_timeout)
     graph = workflow if isinstance(workflow, dict) else load_workflow(workflow, client)
     graph = apply_overrides(graph, sets)

@@ -28,7 +28,7 @@ from ..hierafash_core.prompt import HierarchicalPrompt, StagedDesign
 from ..hierafash_core.schedule import PromptSchedule
 from ..hierafash_core.stage_plan import StepSchedule, describe, span_percents
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Level
-from .convert import image_to_core
+from .convert import check_conditioning, check_inputs, check_latent, model_expects, pose_hint
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,8 @@ _FIELD_TIPS = {
 
 
 def _field_inputs(fields, default_first: str | None = None) -> list:
-    # TODO(evidence): a menu value posted over the API that is not in the list gets ComfyUI's own
-    # "Value not in list: style: 'Elegnt' not in (list of length 32)", without the closest labels
-    # that free_text errors give. A validate_inputs over these fields would replace that check, but
-    # ComfyUI repeats its message once per validated input; next step: one validated STRING input.
+    # ComfyUI 0.3.75 does not check V3 menu values against their options (seen: 'Elegnt' posted over
+    # the API reached execute); check_inputs refuses them there, naming the closest labels.
     out = []
     for i, f in enumerate(fields):
         default = default_first if (i == 0 and default_first) else UNSET
@@ -159,6 +157,7 @@ class ConceptEncode(io.ComfyNode):
     def execute(
         cls, clip, category, style, occasion, effect, feeling, free_text, allow_free_text, schedule
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         menu = _menu_prompt(
             {"category": category, "style": style, "occasion": occasion, "effect": effect, "feeling": feeling}
         )
@@ -236,6 +235,7 @@ class AttributeEncode(io.ComfyNode):
     def execute(
         cls, clip, design, clothing_length, sleeve_length, sleeve_type, collar, hem, free_text, allow_free_text
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         if not hasattr(design, "prompt") or not hasattr(design, "schedule"):
             raise ValueError(f"design: expected ConceptEncode's design output, got {type(design).__name__}")
         menu = _menu_prompt(
@@ -424,7 +424,12 @@ class StagedKSampler(io.ComfyNode):
         control_net=None,
         pose_image=None,
     ) -> io.NodeOutput:
-        positive = list(concepts) + list(attributes or [])
+        check_inputs(cls, locals())
+        channels, width = model_expects(model)
+        positive = check_conditioning(concepts, "concepts", width)
+        positive += check_conditioning(attributes, "attributes", width) if attributes is not None else []
+        negative = check_conditioning(negative, "negative", width)
+        check_latent(latent_image, "latent_image", channels)
         if not positive:
             raise ValueError("concepts: the positive conditioning is empty; connect ConceptEncode's output")
         ksampler = comfy.samplers.KSampler(
@@ -526,7 +531,7 @@ class StagedKSampler(io.ComfyNode):
                 return positive, negative
         # TODO(evidence): no vae input, so ControlNets that encode their hint with the VAE (SD3, Flux
         # union types) get none; SD1.5/2.1 OpenPose ControlNets, the paper's, need no VAE.
-        hint = image_to_core(pose_image, "pose_image")  # BHWC -> BCHW, what ControlNet hints are
+        hint = pose_hint(pose_image, "pose_image")  # BHWC -> BCHW with 3 channels, what ControlNet hints are
         cache: dict = {}
         return (
             _attach_control(positive, control_net, hint, strength, percents, cache),

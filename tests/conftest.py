@@ -59,3 +59,14 @@ def comfy_server(comfy_base):
     server.start(timeout=180)
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The hostile-input tally (tests/hostile.py): how many cases were tried and how each ended."""
+    from hostile import summary_lines
+
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("hostile input")
+        for line in lines:
+            terminalreporter.write_line(line)
