@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import drafting, editing, pose
+from . import drafting, editing, pose, staged_sampler
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = [drafting, pose, editing]
+    modules: list = [drafting, staged_sampler, pose, editing]
     return [node for module in modules for node in module.NODES]
 
 
