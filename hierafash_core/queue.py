@@ -217,6 +217,25 @@ def run_workflow(
     return result
 
 
+MAX_NAME = 120  # characters kept of a server's file name (file systems stop at 255 bytes)
+
+
+def _local_name(filename: str) -> str | None:
+    """A file name from a server, made safe to write in the output folder, or None if nothing is left.
+
+    Only the base name is kept (a hostile server must not make us write outside ``out_dir``), control
+    characters are dropped and long names are shortened, keeping the suffix.
+    """
+    name = Path(filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\x7f")
+    if not name or name in (".", "..") or set(name) == {"."}:
+        return None
+    if len(name) > MAX_NAME:
+        suffix = Path(name).suffix[:16]
+        name = name[: MAX_NAME - len(suffix)] + suffix
+    return name
+
+
 def download_outputs(client: ComfyClient, entry: dict, out_dir: Path) -> list[Path]:
     """Save every file the history entry lists (images, gifs, ...) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,12 +245,12 @@ def download_outputs(client: ComfyClient, entry: dict, out_dir: Path) -> list[Pa
             for item in output.get(kind, []) or []:
                 if not isinstance(item, dict) or "filename" not in item:
                     continue
-                # Only the base name: a hostile server must not make us write outside out_dir.
-                name = Path(str(item["filename"])).name
-                if not name or name in (".", ".."):
+                name = _local_name(str(item["filename"]))
+                if name is None:
+                    log.warning("skipped an output with the unusable file name %r", str(item["filename"])[:80])
                     continue
                 data = client.view(item["filename"], item.get("subfolder", ""), item.get("type", "output"))
-                target = out_dir / f"{node_id}_{name}"
+                target = out_dir / (_local_name(f"{node_id}_{name}") or name)  # node ids come from the server too
                 target.write_bytes(data)
                 saved.append(target)
     return saved
