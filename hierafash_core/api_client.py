@@ -162,5 +162,9 @@ class ComfyClient:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             raise ComfyAPIError(f"could not fetch {filename!r} from {self.url}: {exc}") from None
 
+    def queue_remaining(self) -> int:
+        """Prompts queued or running on the server (``GET /prompt``)."""
+        return int(self._request("/prompt")["exec_info"]["queue_remaining"])
+
     def interrupt(self) -> None:
         self._request("/interrupt", {})
