@@ -7,7 +7,7 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	.venv/bin/hierafash demo
+	HF_HUB_OFFLINE=1 .venv/bin/python -m hierafash_core.cli demo
 
 test: setup
 	.venv/bin/ruff check .

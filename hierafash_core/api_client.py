@@ -168,3 +168,25 @@ class ComfyClient:
 
     def interrupt(self) -> None:
         self._request("/interrupt", {})
+
+    def upload_image(self, name: str, data: bytes, overwrite: bool = True) -> str:
+        """Put an image into the server's input folder (``POST /upload/image``); returns the name to load it by."""
+        safe = "".join(ch for ch in name if ch.isalnum() or ch in "._-") or "image.png"
+        boundary = uuid.uuid4().hex
+        parts = [
+            (f'Content-Disposition: form-data; name="image"; filename="{safe}"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n").encode() + data,
+            b'Content-Disposition: form-data; name="overwrite"\r\n\r\n' + (b"true" if overwrite else b"false"),
+        ]  # fmt: skip
+        body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts) + f"--{boundary}--\r\n".encode()
+        req = urllib.request.Request(self.url + "/upload/image", data=body, method="POST")  # noqa: S310 - scheme checked
+        req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - http(s) checked
+                reply = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise ComfyAPIError(f"{self.url}/upload/image refused {safe!r}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, json.JSONDecodeError) as exc:
+            raise ComfyAPIError(f"could not upload {safe!r} to {self.url}: {exc}") from None
+        sub = reply.get("subfolder") or ""
+        return f"{sub}/{reply['name']}" if sub else reply["name"]

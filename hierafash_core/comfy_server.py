@@ -95,6 +95,9 @@ class ComfyServer:
     extra_args: list[str] = field(default_factory=list)
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    # In its own session the server does not get the terminal's Ctrl-C: the caller interrupts and stops it.
+    new_session: bool = False
+    cpu: bool = True  # False: ComfyUI picks the device (a GPU when torch sees one)
 
     @property
     def url(self) -> str:
@@ -108,7 +111,7 @@ class ComfyServer:
         cmd = [
             self.python,
             str(Path(self.comfyui) / "main.py"),
-            "--cpu",
+            *(["--cpu"] if self.cpu else []),
             "--listen",
             LOOPBACK,
             "--port",
@@ -122,7 +125,14 @@ class ComfyServer:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         log.info("starting ComfyUI at %s (log: %s)", self.url, self.log_path)
         logfile = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop()
-        self.process = subprocess.Popen(cmd, cwd=str(self.comfyui), stdout=logfile, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(
+            cmd,
+            cwd=str(self.comfyui),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=self.new_session,
+        )
         logfile.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

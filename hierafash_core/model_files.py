@@ -160,3 +160,30 @@ def resolve_model(
     raise FileNotFoundError(
         f"{kind} {text!r} not found; looked in: {looked}. Put the .safetensors file in {where} or pass its path"
     )
+
+
+def save_safetensors(tensors: dict, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Write a safetensors file whose bytes depend only on its contents, atomically.
+
+    The safetensors library writes the metadata (and may write the tensor table) in hash-map
+    order, so two saves of the same tensors can differ byte for byte. Here the header is written
+    again as JSON with sorted keys (padded to 8 bytes as the format asks); the tensor data and
+    its offsets stay as they are. Equal contents therefore give equal SHA-256 digests, which is
+    what rebuilds are checked against. The file appears under its name only when complete.
+    """
+    from safetensors.torch import save
+
+    blob = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(text)))
+        fh.write(text)
+        fh.write(blob[8 + n :])
+    os.replace(tmp, path)
+    return path

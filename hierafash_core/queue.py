@@ -241,7 +241,7 @@ def download_outputs(client: ComfyClient, entry: dict, out_dir: Path) -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     for node_id, output in sorted(entry.get("outputs", {}).items()):
-        for kind in ("images", "gifs", "videos", "audio", "files"):
+        for kind in ("images", "gifs", "videos", "audio", "files", "latents"):
             for item in output.get(kind, []) or []:
                 if not isinstance(item, dict) or "filename" not in item:
                     continue

@@ -163,3 +163,128 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict[str, dict]:
             )
         graph[str(node_id)] = {"class_type": kind, "inputs": inputs, "_meta": {"title": node.get("title") or kind}}
     return graph
+
+
+def _default(spec: Any) -> Any:
+    """A widget's default value from its ``/object_info`` spec (first option of a combo)."""
+    opts = _options(spec)
+    if "default" in opts:
+        return opts["default"]
+    kind = spec[0] if isinstance(spec, (list, tuple)) and spec else spec
+    choices = kind if isinstance(kind, list) else opts.get("options")
+    if choices:
+        return choices[0]
+    return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(kind)
+
+
+def api_to_ui(
+    graph: dict[str, dict],
+    object_info: dict,
+    positions: dict[str, tuple[float, float]] | None = None,
+    groups: list[dict] | None = None,
+    notes: list[dict] | None = None,
+) -> dict:
+    """The inverse of :func:`ui_to_api`: an API-format graph as a UI workflow ComfyUI can open.
+
+    Widget values are written in the order the server's ``/object_info`` gives (a seed is followed
+    by its "fixed" control value, an upload combo by the upload widget's value), sockets in the
+    order of the node's non-widget inputs, so ``ui_to_api(api_to_ui(g, info), info) == g``.
+
+    Args:
+        graph: ``{id: {"class_type", "inputs", "_meta"}}`` with integer-like ids (the UI needs them).
+        positions: ``{id: (x, y)}``; nodes without one are placed in a row.
+        groups: litegraph groups (``{"title", "bounding": [x, y, w, h], "color"}``), written as given.
+        notes: ``[{"text", "pos": (x, y), "size": (w, h), "title"}]``, added as Note nodes (which the
+            API format does not have).
+
+    Raises:
+        WorkflowError: a node type the server lacks, an id that is not an integer, a link to a
+            missing node or output.
+    """
+    ids = {}
+    for node_id in graph:
+        try:
+            ids[node_id] = int(node_id)
+        except ValueError:
+            raise WorkflowError(f"node id {node_id!r} is not an integer; the UI format numbers its nodes") from None
+    positions = positions or {}
+    ui_nodes: list[dict] = []
+    links: list[list] = []
+    sockets: dict[str, list[dict]] = {}  # node id -> its input sockets (filled in as links are made)
+    outputs: dict[str, list[dict]] = {}
+    for node_id, node in graph.items():
+        kind = node["class_type"]
+        if kind not in object_info:
+            raise WorkflowError(f"node {node_id} is of type {kind!r}, which the server does not know")
+        info = object_info[kind]
+        outputs[node_id] = [
+            {"name": name, "type": typ, "links": [], "slot_index": slot}
+            for slot, (typ, name) in enumerate(zip(info.get("output", []), info.get("output_name", []), strict=True))
+        ]
+    for order, (node_id, node) in enumerate(graph.items()):
+        info = object_info[node["class_type"]]
+        inputs = node.get("inputs", {})
+        socket_list, widgets = [], []
+        for name, spec, _optional in _input_order(info):
+            value = inputs.get(name)
+            linked = isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+            linked = linked and str(value[0]) in graph
+            widget = _is_widget(spec)
+            if widget:
+                widgets.append(_default(spec) if linked or name not in inputs else value)
+                opts = _options(spec)
+                if spec[0] == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
+                    widgets.append("fixed")
+                if any(opts.get(flag) for flag in UPLOAD_FLAGS):
+                    widgets.append("image")
+                if not linked:
+                    continue
+            kind = spec[0] if isinstance(spec[0], str) else "COMBO"
+            socket = {"name": name, "type": kind, "link": None}
+            if widget:
+                socket["widget"] = {"name": name}
+            if linked:
+                src, slot = str(value[0]), int(value[1])
+                if slot >= len(outputs[src]):
+                    raise WorkflowError(f"node {node_id} input {name!r} links to output {slot} of node {src}, "
+                                        f"which has {len(outputs[src])} outputs")  # fmt: skip
+                link_id = len(links) + 1
+                links.append([link_id, ids[src], slot, ids[node_id], len(socket_list), outputs[src][slot]["type"]])
+                outputs[src][slot]["links"].append(link_id)
+                socket["link"] = link_id
+            socket_list.append(socket)
+        sockets[node_id] = socket_list
+        x, y = positions.get(node_id, (40 + 380 * order, 40))
+        ui_nodes.append({
+            "id": ids[node_id],
+            "type": node["class_type"],
+            "pos": [x, y],
+            "size": [340, 60 + 24 * (len(widgets) + max(len(socket_list), len(outputs[node_id])))],
+            "flags": {},
+            "order": order,
+            "mode": 0,
+            "title": node.get("_meta", {}).get("title") or node["class_type"],
+            "inputs": socket_list,
+            "outputs": outputs[node_id],
+            "properties": {"Node name for S&R": node["class_type"]},
+            "widgets_values": widgets,
+        })  # fmt: skip
+    next_id = max(ids.values(), default=0)
+    for note in notes or []:
+        next_id += 1
+        ui_nodes.append({
+            "id": next_id, "type": "Note", "pos": list(note.get("pos", (40, -300))),
+            "size": list(note.get("size", (480, 240))), "flags": {}, "order": len(ui_nodes), "mode": 0,
+            "title": note.get("title", "Note"), "inputs": [], "outputs": [], "properties": {},
+            "widgets_values": [note["text"]],
+        })  # fmt: skip
+    return {
+        "last_node_id": next_id,
+        "last_link_id": len(links),
+        "nodes": ui_nodes,
+        "links": links,
+        "groups": list(groups or []),
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+    }

@@ -6,7 +6,8 @@ One description of each graph gives both files, so they cannot drift apart: the 
 (``workflows/*.json``, ComfyUI's litegraph format, a 512x704 design as in the paper) and its API
 twin (``tests/workflows/*_api.json``, the same values; the tests shrink sizes and steps and swap
 in the seeded test models). Widget values are written in each node's widget order; keep those
-orders stable once shipped.
+orders stable once shipped. The whole design workflow (workflows/hierafash_design.json) is written by
+scripts/build_design_workflow.py from the graph builder that `hierafash design` runs.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
-POSE_CONTROLNET = "control_v11p_sd15_openpose.safetensors"
-POSE_PHOTO = "hierafash_pose_reference.png"
 NEGATIVE = "lowres, blurry, deformed body, extra limbs, cropped, watermark, text"
 
 # Sockets and widgets of the node types used: inputs (name, type), outputs (name, type), widget names.
-# "control_after_generate" (after a seed) and "upload" (after LoadImage's file) are UI-only widgets.
+# "control_after_generate" (after a seed) is a UI-only widget.
 UI_ONLY = ("control_after_generate", "upload")
 SPECS: dict[str, dict] = {
     "CheckpointLoaderSimple": {
@@ -90,6 +89,13 @@ SPECS: dict[str, dict] = {
         "widgets": ["attribute", "category", "grow", "feather", "person_index", "clip_to_person", "person_margin",
                     "refine_mode", "refine_margin"],
     },
+    "HieraFash_MiniDesignerLoader": {
+        "inputs": [],
+        "outputs": [("model", "MODEL"), ("clip", "CLIP"), ("vae", "VAE"), ("pose_control_net", "CONTROL_NET")],
+        "widgets": ["checkpoint", "pose_controlnet"],
+    },
+    "HieraFash_PoseKeypointFromJSON": {"inputs": [], "outputs": [("pose_keypoint", "POSE_KEYPOINT")],
+                                       "widgets": ["json_text"]},
     "HieraFash_GradientGuidedEdit": {
         "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
                    ("source", "LATENT"), ("mask", "MASK"), ("control_net", "CONTROL_NET"), ("pose_image", "IMAGE")],
@@ -234,50 +240,62 @@ def edit_chain() -> list[Node]:
     return nodes
 
 
-def design() -> list[Node]:
-    """The paper's whole process: a staged draft with the pose held, then three chained edits with ParseMask.
+MINI_POSE_IMAGE = "hierafash_mini_pose.png"
 
-    A reference photo (512x704, full body) gives the pose: PoseDetect's skeleton image drives the
-    pose ControlNet of the draft and of every edit; its keypoints give each edit's body-region mask.
+
+def mini_pose() -> tuple[str, object]:
+    """The front pose of the synthetic pose bank at 128x192: OpenPose JSON text and its drawing (RGB uint8)."""
+    import numpy as np
+
+    from hierafash_core.pose.render import render_openpose_hwc
+    from hierafash_core.synth.pose_bank import POSES_BY_NAME, openpose_json, place
+
+    kp = place(POSES_BY_NAME["front"].keypoints, (128, 192))
+    return json.dumps(openpose_json(kp, (128, 192))), np.ascontiguousarray(render_openpose_hwc(kp, 128, 192))
+
+
+def mini_design() -> list[Node]:
+    """The design process on the built-in mini designer: its loader gives model, CLIP, VAE and pose ControlNet.
+
+    The pose comes as OpenPose JSON (for ParseMask) and its drawing (for the ControlNet), written
+    next to the workflow as ``hierafash_mini_pose.png``: copy it into ComfyUI's input folder.
     """
-    fields = {"clothing_length": "Long", "sleeve_length": "Short Sleeve", "sleeve_type": "Regular",
+    pose_json, _ = mini_pose()
+    fields = {"clothing_length": "Knee-length", "sleeve_length": "Short Sleeve", "sleeve_type": "Puffed",
               "collar": "Round", "hem": "Flat", "free_text": "", "allow_free_text": False}  # fmt: skip
     nodes = [
-        Node(1, "CheckpointLoaderSimple", "Checkpoint", {"ckpt_name": CHECKPOINT}, pos=(0, 0)),
+        Node(1, "HieraFash_MiniDesignerLoader", "Mini designer", {"checkpoint": "built-in",
+             "pose_controlnet": "built-in"}, pos=(0, 0)),
         Node(2, "HieraFash_ConceptEncode", "Concepts (ideation)",
-             {"category": "Dress", "style": "Elegant", "occasion": "Party", "effect": "Elongate Neck",
-              "feeling": "Sense of Agility and Elegance", "free_text": "", "allow_free_text": False,
-              "schedule": "paper"}, {"clip": (1, 1)}, pos=(380, 0)),
-        Node(3, "HieraFash_AttributeEncode", "Draft attributes", dict(fields),
-             {"clip": (1, 1), "design": (2, 1)}, pos=(380, 380)),
-        Node(4, "CLIPTextEncode", "Negative", {"text": NEGATIVE}, {"clip": (1, 1)}, pos=(380, 720)),
-        Node(5, "EmptyLatentImage", "Canvas 512x704", {"width": 512, "height": 704, "batch_size": 1},
-             pos=(380, 960)),
-        Node(6, "LoadImage", "Pose reference (full-body photo, 512x704)",
-             {"image": POSE_PHOTO, "upload": "image"}, pos=(0, 300)),
-        Node(7, "HieraFash_PoseDetect", "Pose", {"max_people": 1, "model": "full"}, {"image": (6, 0)},
-             pos=(0, 700)),
-        Node(8, "ControlNetLoader", "Pose ControlNet", {"control_net_name": POSE_CONTROLNET}, pos=(0, 960)),
+             {"category": "Dress", "style": "Elegant", "occasion": "Party", "effect": "Tall",
+              "feeling": "Crisp Feeling", "free_text": "", "allow_free_text": False, "schedule": "paper"},
+             {"clip": (1, 1)}, pos=(380, 0)),
+        Node(3, "HieraFash_AttributeEncode", "Draft attributes", dict(fields), {"clip": (1, 1), "design": (2, 1)},
+             pos=(380, 380)),
+        Node(4, "CLIPTextEncode", "Negative (empty, as trained)", {"text": ""}, {"clip": (1, 1)}, pos=(380, 720)),
+        Node(5, "EmptyLatentImage", "Canvas 128x192", {"width": 128, "height": 192, "batch_size": 1}, pos=(380, 960)),
+        Node(6, "LoadImage", "Pose drawing (hierafash_mini_pose.png)", {"image": MINI_POSE_IMAGE, "upload": "image"},
+             pos=(0, 300)),
+        Node(7, "HieraFash_PoseKeypointFromJSON", "Pose keypoints", {"json_text": pose_json}, pos=(0, 700)),
         Node(9, "HieraFash_StagedKSampler", "Draft",
-             {"seed": 20240114, "control_after_generate": "fixed", "steps": 30, "cfg": 9.0, "sampler_name": "ddim",
-              "scheduler": "ddim_uniform", "denoise": 1.0, "schedule": "from conditioning", "schedule_spec": "",
+             {"seed": 7, "control_after_generate": "fixed", "steps": 20, "cfg": 4.0, "sampler_name": "euler",
+              "scheduler": "normal", "denoise": 1.0, "schedule": "from conditioning", "schedule_spec": "",
               "pose_strength": 1.0, "pose_stages": "all stages"},
              {"model": (1, 0), "concepts": (2, 0), "negative": (4, 0), "latent_image": (5, 0),
-              "attributes": (3, 0), "control_net": (8, 0), "pose_image": (7, 1)}, pos=(820, 0)),
+              "attributes": (3, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(820, 0)),
         Node(10, "VAEDecode", "Decode draft", {}, {"samples": (9, 0), "vae": (1, 2)}, pos=(1260, 0)),
-        Node(11, "SaveImage", "Save draft", {"filename_prefix": "HieraFash/design_draft"}, {"images": (10, 0)},
+        Node(11, "SaveImage", "Save draft", {"filename_prefix": "HieraFash/mini_draft"}, {"images": (10, 0)},
              pos=(1500, 0)),
     ]  # fmt: skip
     edits = [
-        ("sleeve_length", "Long Sleeve", "Edit A2: sleeve length", "A2 sleeve length (t=831)",
-         {"gradient_path": "through the model", "guidance_end": 0.5}),
-        ("collar", "V-Neck", "Edit A4: collar", "A4 collar (t=671)", {}),
-        ("hem", "Ruffle", "Edit A5: hem", "A5 hem (t=591)", {}),
-    ]  # fmt: skip
+        ("sleeve_length", "Long Sleeve", "Edit A2: sleeve length", "A2 sleeve length (t=831)"),
+        ("clothing_length", "Long", "Edit A1: clothing length", "A1 clothing length (t=911)"),
+        ("collar", "V-Neck", "Edit A4: collar", "A4 collar (t=671)"),
+    ]
     source, row = (9, 0), 1200
-    for k, (key, value, title, attribute, options) in enumerate(edits):
+    for k, (key, value, title, attribute) in enumerate(edits):
         base = 20 + 10 * k
-        fields[key] = value  # each edit keeps the attributes chosen before it
+        fields[key] = value
         nodes += [
             Node(base, "HieraFash_AttributeEncode", f"{title}: attributes", dict(fields),
                  {"clip": (1, 1), "design": (2, 1)}, pos=(380, row)),
@@ -288,13 +306,13 @@ def design() -> list[Node]:
                   "clip_to_person": False, "person_margin": 0.25, "refine_mode": "intersect", "refine_margin": 0.0},
                  {"image": (10, 0), "pose_keypoint": (7, 0)}, pos=(820, row + 140)),
             Node(base + 3, "HieraFash_GradientGuidedEdit", title,
-                 edit_defaults(attribute=attribute, cfg=9.0, scheduler="ddim_uniform", seed=10 + k, **options),
+                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k),
                  {"model": (1, 0), "positive": (base + 1, 0), "negative": (4, 0), "source": source,
-                  "mask": (base + 2, 0), "control_net": (8, 0), "pose_image": (7, 1)}, pos=(1260, row)),
+                  "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(1260, row)),
             Node(base + 4, "VAEDecode", f"{title}: decode", {}, {"samples": (base + 3, 0), "vae": (1, 2)},
                  pos=(1700, row)),
             Node(base + 5, "PreviewImage" if k < 2 else "SaveImage", f"{title}: result",
-                 {} if k < 2 else {"filename_prefix": "HieraFash/design_final"}, {"images": (base + 4, 0)},
+                 {} if k < 2 else {"filename_prefix": "HieraFash/mini_final"}, {"images": (base + 4, 0)},
                  pos=(1950, row)),
         ]  # fmt: skip
         source, row = (base + 3, 0), row + 560
@@ -361,10 +379,17 @@ def write(path: Path, data: dict) -> None:
 
 
 def main() -> None:
-    for name, build in (("hierafash_edit_chain", edit_chain), ("hierafash_design", design)):
+    for name, build in (
+        ("hierafash_edit_chain", edit_chain),
+        ("hierafash_mini_design", mini_design),
+    ):
         nodes = build()
         write(REPO / "workflows" / f"{name}.json", to_ui(nodes))
         write(REPO / "tests" / "workflows" / f"{name}_api.json", to_api(nodes))
+    from PIL import Image
+
+    Image.fromarray(mini_pose()[1]).save(REPO / "workflows" / MINI_POSE_IMAGE)
+    print(f"wrote workflows/{MINI_POSE_IMAGE}")
 
 
 if __name__ == "__main__":

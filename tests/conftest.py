@@ -71,3 +71,13 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("hostile input")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def mini_test_designer(tmp_path_factory):
+    """(root, MiniDesignerFiles, manifest) of a mini designer built by the real recipe code in seconds."""
+    from mini_fixtures import build_test_designer
+
+    root = tmp_path_factory.mktemp("mini")
+    files, manifest = build_test_designer(root)
+    return root, files, manifest

@@ -4,11 +4,10 @@ scripts/build_edit_workflows.py writes each UI workflow (workflows/*.json, 512x7
 and its API twin (tests/workflows/*_api.json) from one description. Here the UI file is converted
 with the pack's converter against the server's own node schemas and must equal the twin; then the
 twin runs on a real headless ComfyUI, shrunk to 64x88 pixels and a few steps, on the seeded test
-models, with SaveLatent nodes added to read every stage back:
-
-- the edit chain: a core-KSampler draft and three chained edits with rectangle masks;
-- the design: a StagedKSampler draft with the pose ControlNet, then three chained edits (sleeve
-  length, collar, hem), each with its ParseMask drawn from the reference photo's pose.
+models, with SaveLatent nodes added to read every stage back: the edit chain, a core-KSampler draft
+and three chained edits with rectangle masks. The whole design workflow (workflows/hierafash_design.json:
+pose, StagedKSampler draft, three edits with ParseMask) is the graph `hierafash design` runs; it is
+checked and run in tests/test_design_session.py.
 """
 
 from __future__ import annotations
@@ -16,13 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from graphs import TINY_CKPT
-from PIL import Image
 from safetensors.torch import load_file
-from tiny_controlnet import build_tiny_controlnet
 
 from hierafash_core.api_client import ComfyClient
 from hierafash_core.workflow import ui_to_api
@@ -30,7 +26,7 @@ from hierafash_core.workflow import ui_to_api
 pytestmark = pytest.mark.comfy
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOWS = ("hierafash_edit_chain", "hierafash_design")
+WORKFLOWS = ("hierafash_edit_chain", "hierafash_mini_design")
 EDIT = "HieraFash_GradientGuidedEdit"
 SCALE = 8  # 512x704 -> 64x88 pixels, an 8x11 latent
 TINY_CN = "hierafash-tiny-cn.safetensors"
@@ -145,54 +141,3 @@ def test_edit_chain_runs_over_http(client, comfy_server):
     chain = [latents[name] for name in ("draft", "edit1", "edit2", "edit3")]
     assert all(t.shape == (1, 4, 11, 8) for t in chain)
     check_chain(chain, [rect_cells(graph, e, (11, 8)) for e in edits])
-
-
-@pytest.fixture(scope="module")
-def design_inputs(comfy_base, tiny_checkpoint) -> None:
-    """The pose reference photo (the cameraman, padded to 512x704) and the tiny ControlNet, in the host."""
-    import skimage.data
-
-    photo = np.full((704, 512, 3), 255, dtype=np.uint8)
-    photo[:512] = skimage.data.camera()[..., None]
-    Image.fromarray(photo).save(comfy_base / "input" / "hierafash_pose_reference.png")
-    build_tiny_controlnet(tiny_checkpoint, comfy_base / "models" / "controlnet" / TINY_CN)
-
-
-def test_design_workflow_runs_over_http(client, comfy_server, design_inputs):
-    from photos import standing_person
-
-    from hierafash_core.pose.openpose_json import tensor_to_pose_keypoint
-
-    graph = shrink(api_twin("hierafash_design"))
-    # The cameraman shows no knees, which the hem region needs: the masks take hand-placed keypoints of a
-    # standing person (512x704 canvas) while PoseDetect still gives the ControlNet its skeleton image.
-    keypoints = json.dumps(tensor_to_pose_keypoint(standing_person(), (704, 512)))
-    graph["keypoints"] = {"class_type": "HieraFash_PoseKeypointFromJSON", "inputs": {"json_text": keypoints}}
-    for node in graph.values():
-        if node["class_type"] == "HieraFash_ParseMask":
-            node["inputs"]["pose_keypoint"] = ["keypoints", 0]
-    edits = [nid for nid, node in graph.items() if node["class_type"] == EDIT]
-    draft = next(nid for nid, node in graph.items() if node["class_type"] == "HieraFash_StagedKSampler")
-    save_latents(graph, {"draft": draft, "edit1": edits[0], "edit2": edits[1], "edit3": edits[2]})
-    for k, edit_id in enumerate(edits):  # each edit's ParseMask, saved as an image to read back
-        graph[f"mask image {k}"] = {
-            "class_type": "MaskToImage",
-            "inputs": {"mask": [graph[edit_id]["inputs"]["mask"][0], 0]},
-        }
-        graph[f"save mask {k}"] = {
-            "class_type": "SaveImage",
-            "inputs": {"images": [f"mask image {k}", 0], "filename_prefix": f"edit_tests/mask{k}"},
-        }
-    entry = client.run(graph, timeout=900)
-    output = Path(comfy_server.base_directory) / "output"
-    latents = read_latents(entry, graph, output)
-    chain = [latents[name] for name in ("draft", "edit1", "edit2", "edit3")]
-    assert all(t.shape == (1, 4, 11, 8) for t in chain)
-    regions = []
-    for k in range(3):
-        item = entry["outputs"][f"save mask {k}"]["images"][0]
-        mask = np.asarray(Image.open(output / item["subfolder"] / item["filename"]))[..., 0] > 0  # (88, 64)
-        assert mask.shape == (88, 64) and 0 < mask.mean() < 0.9
-        cells = torch.from_numpy(mask).view(11, 8, 8, 8).permute(0, 2, 1, 3).reshape(11, 8, 64).any(dim=-1)
-        regions.append(cells)
-    check_chain(chain, regions)

@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Topic modules, each with ``register(subparsers)``; a subcommand's handler is ``args.func(args)``.
-COMMAND_MODULES: list[str] = ["queue", "synth", "dataset", "train", "parse"]
+COMMAND_MODULES: list[str] = ["queue", "synth", "dataset", "train", "parse", "design", "mini_designer", "evaluate"]
 
 
 class CLIError(Exception):

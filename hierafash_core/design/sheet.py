@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 OUTLINE = (255, 40, 200)  # magenta reads on skin, fabric and the noise of an untrained model
 BACKGROUND = (250, 250, 248)
 TEXT = (20, 20, 20)
+NOTE = (170, 30, 30)
 
 
 @dataclass
@@ -42,11 +43,11 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def contact_sheet(panels: list[Panel], panel_width: int = 256, caption_chars: int = 34) -> Image.Image:
+def contact_sheet(panels: list[Panel], panel_width: int = 256, caption_chars: int = 34, note: str = "") -> Image.Image:
     """Lay ``panels`` out in one row; returns an RGB image.
 
     Each panel is scaled to ``panel_width`` wide (aspect kept), its mask drawn as an outline, its
-    title above and its caption wrapped below.
+    title above and its caption wrapped below; ``note`` is a line of text under the whole sheet.
     """
     if not panels:
         raise ValueError("contact sheet needs at least one panel")
@@ -65,7 +66,8 @@ def contact_sheet(panels: list[Panel], panel_width: int = 256, caption_chars: in
     img_h = max(s.size[1] for s in scaled)
     text_h = max((len(w) for w in wrapped), default=0) * line_h
     width = pad + len(panels) * (panel_width + pad)
-    height = pad + title_h + img_h + pad + text_h + pad
+    note_lines = textwrap.wrap(note, max(20, width // 7)) if note else []
+    height = pad + title_h + img_h + pad + text_h + pad + len(note_lines) * line_h + (pad if note_lines else 0)
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for i, (p, img, lines) in enumerate(zip(panels, scaled, wrapped, strict=True)):
@@ -76,4 +78,8 @@ def contact_sheet(panels: list[Panel], panel_width: int = 256, caption_chars: in
         for line in lines:
             draw.text((x, y), line, fill=TEXT, font=font_text)
             y += line_h
+    y = pad + title_h + img_h + pad + text_h + pad
+    for line in note_lines:
+        draw.text((pad, y), line, fill=NOTE, font=font_text)
+        y += line_h
     return sheet

@@ -201,15 +201,21 @@ def _luma(c) -> float:
     return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
 
 
-def sample_look(fields: Mapping[str, str], rng: np.random.Generator) -> Look:
-    """Draw the look of a design from its concepts (palette, pattern, silhouette) and at random (the rest)."""
+def palette_weights(fields: Mapping[str, str]) -> dict[str, float]:
+    """The weight of each palette family for a design's concepts (unnormalised; every family keeps a little)."""
     concepts = [fields.get(f.key) for f in CONCEPT_FIELDS]
     pal_w = _biased(dict.fromkeys(PALETTES, 0.2), [])
     for table in (STYLE_PALETTE, OCCASION_PALETTE, EFFECT_PALETTE, FEELING_PALETTE):
         for c in concepts:
             for k, v in table.get(c, {}).items():
                 pal_w[k] += v
-    palette = _pick(rng, pal_w)
+    return pal_w
+
+
+def sample_look(fields: Mapping[str, str], rng: np.random.Generator) -> Look:
+    """Draw the look of a design from its concepts (palette, pattern, silhouette) and at random (the rest)."""
+    concepts = [fields.get(f.key) for f in CONCEPT_FIELDS]
+    palette = _pick(rng, palette_weights(fields))
     colours = PALETTES[palette]
     garment = colours[int(rng.integers(len(colours)))]
     pattern = _pick(rng, _biased({"plain": 4.0, "stripes": 1.0, "dots": 1.0, "checks": 1.0},

@@ -61,10 +61,19 @@ class SynthConfig:
             raise ValueError(f"supersample={self.supersample}: use 1 (fastest), 2 (default), 3 or 4")
 
 
+def _draw_split(rng: np.random.Generator, test_fraction: float) -> str:
+    return "test" if rng.random() < test_fraction else "train"
+
+
+def split_of(config: SynthConfig, index: int) -> str:
+    """The split of record ``index`` without drawing it (the first draw of its generator)."""
+    return _draw_split(np.random.default_rng([config.seed, index]), config.test_fraction)
+
+
 def make_sample(config: SynthConfig, index: int) -> tuple[Sample, str, dict]:
     """Record ``index`` of the data set ``config`` describes: (sample, split, metadata)."""
     rng = np.random.default_rng([config.seed, index])
-    split = "test" if rng.random() < config.test_fraction else "train"
+    split = _draw_split(rng, config.test_fraction)
     fields = sample_fields(rng, distinct_only=config.distinct_only)
     look = sample_look(fields, rng)
     kp, pose_name, mirrored = draw_pose(rng, split, config.size)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..schedule import PromptSchedule
 
-MODES = ("controlnet", "lora", "unet")
+MODES = ("controlnet", "lora", "unet", "unet+controlnet")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 CONFIG_FILE = "config.json"
@@ -26,7 +26,7 @@ HELP = {
     "dataset": "dataset folder (docs/dataset-format.md)",
     "base": "base model: a local .safetensors checkpoint or a diffusers folder",
     "output_dir": "where checkpoints, exports, config.json and loss.jsonl go",
-    "mode": "controlnet (the paper), lora (LoRA on the base UNet) or unet (the whole UNet)",
+    "mode": "controlnet (the paper), lora (LoRA on the base UNet), unet (the whole UNet) or unet+controlnet (both)",
     "tokenizer": "CLIP tokenizer folder (vocab.json, merges.txt); found by itself for diffusers folders and ComfyUI",
     "layout": "force a shipped single-file layout: sd15, sd21-base, tiny-sd15",
     "split": "records used: train or test",
@@ -36,10 +36,11 @@ HELP = {
     "schedule": "prompt schedule: paper, two-stage:500 or windows '999-900:5, 899-0:10'",
     "caption_dropout": "share of captions replaced by the empty one (for classifier-free guidance)",
     "controlnet_init": "start from this diffusers ControlNet folder instead of the base UNet",
+    "freeze_pose_embedding": "keep the ControlNet's pose-image convolutions (all but the last) at seeded values",
     "lora_rank": "LoRA rank",
     "lora_alpha": "LoRA alpha (default: the rank)",
     "lora_targets": "module names that get LoRA layers",
-    "unet_config": "mode unet: a diffusers UNet config JSON to train from scratch",
+    "unet_config": "modes unet, unet+controlnet: a diffusers UNet config JSON to train from scratch",
     "learning_rate": "AdamW learning rate",
     "batch_size": "examples per process and micro-step",
     "gradient_accumulation_steps": "micro-steps per optimizer step",
@@ -48,6 +49,9 @@ HELP = {
     "lr_warmup_steps": "warm-up steps of the learning rate",
     "mixed_precision": "no, fp16 (GPU) or bf16",
     "gradient_checkpointing": "recompute activations in the backward pass (less memory, slower)",
+    "snr_gamma": "min-SNR loss weighting with this gamma (0: plain MSE, 5 is common)",
+    "ema_decay": "keep an exponential moving average of the weights and export it (0: off, e.g. 0.999)",
+    "latent_cache": "examples whose latents are kept after the first encode (0: off; deterministic autoencoders)",
     "output_name": "file name prefix of the exports",
     "checkpoint_every": "optimizer steps between checkpoints (0: only at the end)",
     "checkpoints_total_limit": "keep only the newest N checkpoints",
@@ -74,20 +78,31 @@ class TrainConfig:
             diffusers folder (``tokenizer/``) or a ComfyUI install (``comfy/sd1_tokenizer``).
         layout: force a shipped single-file layout (``sd15``, ``sd21-base``, ``tiny-sd15``).
         mode: ``controlnet`` (the paper: a pose ControlNet over a frozen base), ``lora`` (LoRA on
-            the base UNet, no control), or ``unet`` (the whole UNet trains: fine-tune, or from
-            scratch with ``unet_config``).
+            the base UNet, no control), ``unet`` (the whole UNet trains: fine-tune, or from
+            scratch with ``unet_config``) or ``unet+controlnet`` (the whole UNet and a pose
+            ControlNet made from it train together: a small model from scratch with pose control).
         height / width: training size in pixels (multiples of 8; images are centre-cropped to the
             aspect and resized).
         schedule: the prompt schedule (``paper``, ``two-stage:500`` or windows such as
             ``"999-900:5, 899-0:10"``); the caption of an example is the schedule's caption at its
             sampled timestep.
         caption_dropout: probability that an example's caption is replaced by the empty one.
+        freeze_pose_embedding: the ControlNet's pose-image embedding (eight convolutions at up to
+            full image size, most of a small ControlNet's work) keeps its first seven layers at
+            seeded He-initialised values and trains only the last; a third less work per step for
+            a small model trained from scratch. Off by default (the paper trains them all).
 
     Optimisation (per process; the effective batch is batch_size x processes x accumulation):
         learning_rate, batch_size, gradient_accumulation_steps, max_steps (optimizer steps),
         lr_scheduler, lr_warmup_steps, adam_beta1/2, adam_epsilon, weight_decay, max_grad_norm.
         mixed_precision: ``no``, ``fp16`` (GPUs) or ``bf16``; frozen parts are stored in that type.
         gradient_checkpointing: recompute activations in the backward pass (less memory, slower).
+        snr_gamma: min-SNR-gamma loss weights (Hang et al. 2023): each example's MSE times
+            min(SNR_t, gamma) / SNR_t (epsilon) or / (SNR_t + 1) (v-prediction); 0 is plain MSE.
+        ema_decay: an exponential moving average of the trained weights (decay warmed up as
+            min(decay, (1 + k) / (10 + k)) at update k) is kept, checkpointed and exported.
+        latent_cache: keep the latents of up to this many examples after their first encode;
+            only for autoencoders that encode deterministically (no sampling).
 
     Run:
         output_dir: checkpoints, exports, ``config.json`` and ``loss.jsonl`` go here.
@@ -111,6 +126,7 @@ class TrainConfig:
     caption_dropout: float = 0.05
     # models
     controlnet_init: str | None = None
+    freeze_pose_embedding: bool = False
     lora_rank: int = 16
     lora_alpha: float | None = None
     lora_targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
@@ -129,6 +145,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
+    snr_gamma: float = 0.0
+    ema_decay: float = 0.0
+    latent_cache: int = 0
     # run
     output_name: str = "hierafash"
     checkpoint_every: int = 500
@@ -171,7 +190,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: must be a whole number of at least 1")
-        for name in ("checkpoint_every", "lr_warmup_steps", "num_workers", "text_cache"):
+        for name in ("checkpoint_every", "lr_warmup_steps", "num_workers", "text_cache", "latent_cache"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}={value!r}: must be a whole number of at least 0")
@@ -193,8 +212,17 @@ class TrainConfig:
             raise ValueError(f"lora_alpha={self.lora_alpha}: must be positive, or unset to use the rank")
         if self.mode == "lora" and not self.lora_targets:
             raise ValueError("lora_targets is empty; name the attention layers to adapt, e.g. to_q to_k to_v to_out.0")
-        if self.unet_config is not None and self.mode != "unet":
-            raise ValueError(f"unet_config is set but mode={self.mode!r}; a UNet from scratch needs mode 'unet'")
+        if self.unet_config is not None and self.mode not in ("unet", "unet+controlnet"):
+            raise ValueError(
+                f"unet_config is set but mode={self.mode!r}; a UNet from scratch needs mode 'unet' "
+                "or 'unet+controlnet'"
+            )
+        if self.snr_gamma < 0:
+            raise ValueError(f"snr_gamma={self.snr_gamma}: use 0 (plain MSE) or a positive gamma such as 5")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay below 1 such as 0.999")
+        if self.freeze_pose_embedding and self.mode not in ("controlnet", "unet+controlnet"):
+            raise ValueError(f"freeze_pose_embedding is set but mode={self.mode!r} trains no ControlNet")
         if self.controlnet_init is not None and self.mode != "controlnet":
             raise ValueError(f"controlnet_init is set but mode={self.mode!r}; use mode 'controlnet'")
         if not self.output_name or any(c in self.output_name for c in "/\\:"):

@@ -89,14 +89,9 @@ def _to_dtype(sd: Mapping[str, torch.Tensor], dtype: str) -> dict[str, torch.Ten
 
 
 def _save(sd: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
-    from safetensors.torch import save_file
+    from ..model_files import save_safetensors
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    save_file(sd, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    return save_safetensors(sd, path, metadata)  # same contents, same bytes
 
 
 def save_controlnet_ldm(

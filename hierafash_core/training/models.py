@@ -41,7 +41,7 @@ class BaseModel:
     latent ComfyUI hands the model, so weights trained here behave the same there).
     """
 
-    unet: torch.nn.Module
+    unet: torch.nn.Module | None  # None: a UNet is trained from scratch (``unet_config``)
     text_encoder: torch.nn.Module
     tokenizer: object
     vae: torch.nn.Module
@@ -62,8 +62,13 @@ class BaseModel:
         """(B, 3, H, W) in [-1, 1] -> (B, 4, H/8, W/8) latents as the UNet sees them."""
         from diffusers import AutoencoderTiny
 
-        pixels = pixels.to(device=self.vae.device, dtype=self.vae.dtype)
-        if isinstance(self.vae, AutoencoderTiny):
+        from ..mini.autoencoder import MiniAutoencoder
+
+        weight = next(self.vae.parameters())
+        pixels = pixels.to(device=weight.device, dtype=weight.dtype)
+        if isinstance(self.vae, MiniAutoencoder):  # normalised already: latent_scale 1, offset 0
+            z = self.vae.encode(pixels)
+        elif isinstance(self.vae, AutoencoderTiny):
             z = self.vae.encode(pixels).latents
         else:
             z = self.vae.encode(pixels).latent_dist.sample(generator=generator)

@@ -9,7 +9,10 @@ One training step, for a batch of images x0 with poses p and caption fields F:
     5. L = || eps_hat - eps ||^2   (or the velocity target for v-prediction models)
 
 Only the trainable part gets gradients: the ControlNet (the paper's recipe; the base UNet stays
-frozen), LoRA layers on the UNet, or the whole UNet. ``accelerate launch`` or ``torchrun`` runs
+frozen), LoRA layers on the UNet, the whole UNet, or a UNet and its ControlNet together (a small
+model trained from scratch). With ``snr_gamma`` the MSE of each example is weighted by
+min(SNR_t, gamma) / SNR_t (min-SNR, Hang et al. 2023); with ``ema_decay`` a moving average of the
+weights is kept and exported. ``accelerate launch`` or ``torchrun`` runs
 the same function on several processes: each takes its own slice of every batch and DDP averages
 the gradients, so every process ends each step with the same weights.
 
@@ -21,6 +24,7 @@ the gradients, so every process ends each step with the same weights.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,11 +47,12 @@ from .checkpoint import (
 from .config import TrainConfig
 from .data import PoseCaptionDataset, StepBatches, collate
 from .models import BaseModel, load_base, read_json
-from .parts import TextCache, Trainable, place
+from .parts import LatentCache, TextCache, Trainable, WeightAverage, place
 
 log = logging.getLogger(__name__)
 
 LOSS_LOG = "loss.jsonl"
+EMA_FILE = "ema.safetensors"
 
 
 @dataclass
@@ -164,7 +169,7 @@ def train(
         height=config.height,
         width=config.width,
         split=config.split,
-        with_pose=config.mode == "controlnet",
+        with_pose=config.mode in ("controlnet", "unet+controlnet"),
         allow_free_text=config.allow_free_text,
         pose_renderer=pose_renderer,
     )
@@ -173,18 +178,22 @@ def train(
     set_seed(config.seed)
     if base is None:
         base = load_base(config.base, tokenizer=config.tokenizer, layout=config.layout)
+    if base.unet is None and config.unet_config is None:
+        raise ValueError("the base model has no UNet; give unet_config to train one from scratch")
     for part in (base.unet, base.text_encoder, base.vae):
-        part.requires_grad_(False)
-        part.eval()
+        if part is not None:
+            part.requires_grad_(False)
+            part.eval()
     trainable = Trainable(config, base)
-    if config.mode == "unet":
+    whole_unet = config.mode in ("unet", "unet+controlnet")
+    if whole_unet:
         base.unet.requires_grad_(True)
     place(base.text_encoder, device, weight_dtype)
     place(base.vae, device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
     # The frozen UNet (ControlNet mode) and the frozen UNet weights under LoRA layers are stored in
     # the mixed-precision type; whatever trains stays in float32 (the optimizer's master weights).
-    place(base.unet, device, torch.float32 if config.mode == "unet" else weight_dtype)
-    if config.mode == "controlnet":
+    place(base.unet, device, torch.float32 if whole_unet else weight_dtype)
+    if config.mode in ("controlnet", "unet+controlnet"):
         place(trainable.module, device, torch.float32)
     for p in trainable.parameters():
         p.data = p.data.float()
@@ -193,6 +202,8 @@ def train(
         base.unet.enable_gradient_checkpointing()
         if config.mode == "controlnet":
             trainable.module.enable_gradient_checkpointing()
+        elif config.mode == "unet+controlnet":
+            trainable.module.controlnet.enable_gradient_checkpointing()
     params = trainable.parameters()
     if not params:
         raise ValueError(f"mode={config.mode}: nothing to train (no parameter requires a gradient)")
@@ -211,6 +222,7 @@ def train(
         num_warmup_steps=config.lr_warmup_steps,
         num_training_steps=config.max_steps,
     )
+    average = WeightAverage(trainable.module, config.ema_decay) if config.ema_decay > 0 else None
     step = 0
     if config.resume:
         folder = find_checkpoint(output_dir, config.resume)
@@ -219,6 +231,12 @@ def train(
         trainable.load(weights)
         optimizer.load_state_dict(opt_state)
         lr_scheduler.load_state_dict(sched_state)
+        if average is not None:
+            from safetensors.torch import load_file
+
+            if not (folder / EMA_FILE).is_file():
+                raise ValueError(f"resume={folder}: no {EMA_FILE} in the checkpoint; it was trained without ema_decay")
+            average.load(load_file(str(folder / EMA_FILE)))
         log.info("resumed from %s at step %d", folder, step)
         if step >= config.max_steps:
             log.warning("the checkpoint is at step %d, max_steps=%d: nothing left to train", step, config.max_steps)
@@ -233,6 +251,7 @@ def train(
     )
     batches = iter(loader)
     text = TextCache(base, config.text_cache, weight_dtype)
+    latents = LatentCache(base, config.latent_cache)
     sched = base.scheduler
     alphas = sched.alphas_cumprod.to(device)
     num_t = int(sched.config.num_train_timesteps)
@@ -259,6 +278,16 @@ def train(
         folder = None
         if is_main:
             unwrapped = accelerator.unwrap_model(model)
+
+            def export_into(p: Path, kind: str) -> None:
+                with average.applied(unwrapped) if average is not None else contextlib.nullcontext():
+                    trainable.export(unwrapped, p, at, kind)
+
+            extra = {name: (lambda p, k=kind: export_into(p, k)) for kind, name in trainable.export_names().items()}
+            if average is not None:
+                from safetensors.torch import save_file
+
+                extra[EMA_FILE] = lambda p: save_file(average.state(), str(p))
             folder = save_checkpoint(
                 step_dir(output_dir, at),
                 trainable=trainable.state(unwrapped),
@@ -266,7 +295,7 @@ def train(
                 scheduler_state=lr_scheduler.state_dict(),
                 step=at,
                 config_json=config.to_dict(),
-                extra_files={trainable.export_name(): lambda p: trainable.export(unwrapped, p, at)},
+                extra_files=extra,
             )
             checkpoints_written += 1
             prune_checkpoints(output_dir, config.checkpoints_total_limit)
@@ -286,7 +315,7 @@ def train(
                 g = _step_generator(config.seed, micro, rank)
                 bsz = len(idx)
                 # Steps 1-3: latents, noise level, staged caption (or the empty one, for CFG).
-                z0 = base.encode_pixels(batch["pixel_values"], generator=g)
+                z0 = latents(idx, batch["pixel_values"], g)
                 noise = torch.randn(z0.shape, generator=g).to(device)
                 t = torch.randint(0, num_t, (bsz,), generator=g)
                 drop = (torch.rand(bsz, generator=g) < config.caption_dropout).tolist()
@@ -300,7 +329,9 @@ def train(
                 with accelerator.accumulate(model):
                     # Step 4: the prediction, through the trainable part.
                     with accelerator.autocast():
-                        if config.mode == "controlnet":
+                        if config.mode == "unet+controlnet":
+                            pred = model(zt, t, states, batch["conditioning"].to(device))
+                        elif config.mode == "controlnet":
                             cond = batch["conditioning"].to(device)
                             down, mid = model(
                                 zt, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False
@@ -315,13 +346,21 @@ def train(
                             )[0]
                         else:
                             pred = model(zt, t, encoder_hidden_states=states, return_dict=False)[0]
-                    # Step 5: plain MSE on the noise (or velocity) target.
-                    loss = F.mse_loss(pred.float(), target.float())
+                    # Step 5: MSE on the noise (or velocity) target, per example weighted by min-SNR if asked.
+                    if config.snr_gamma > 0:
+                        snr = (a / (1 - a)).view(-1)
+                        weight = snr.clamp(max=config.snr_gamma) / (snr if prediction == "epsilon" else snr + 1)
+                        per_example = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+                        loss = (weight * per_example).mean()
+                    else:
+                        loss = F.mse_loss(pred.float(), target.float())
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
+                    if average is not None and accelerator.sync_gradients:
+                        average.update(accelerator.unwrap_model(model))
                 loss_sum += float(loss.detach())
             if not accelerator.sync_gradients:
                 raise RuntimeError("gradient accumulation is out of step; this is a bug, please report it")
@@ -357,7 +396,8 @@ def train(
     digest = weights_digest(trainable.state(unwrapped))
     exports: dict[str, Path] = {}
     if is_main:
-        exports[config.mode] = trainable.export(unwrapped, output_dir / trainable.export_name(), step)
+        with average.applied(unwrapped) if average is not None else contextlib.nullcontext():
+            exports.update(trainable.export_all(unwrapped, output_dir, step))
     ranks = output_dir / "ranks"
     ranks.mkdir(parents=True, exist_ok=True)
     report = {
@@ -368,6 +408,7 @@ def train(
         "steps_run": step - start_step,
         "indices_sha256": indices_hash.hexdigest(),
         "weights_sha256": digest,
+        "ema_sha256": weights_digest(average.shadow) if average is not None else None,
         "checkpoints_written": checkpoints_written,
         "loss": last_loss,
     }

@@ -1,0 +1,291 @@
+"""`hierafash design` without a ComfyUI: canvas fitting, the design spec, preservation figures, the UI
+writer, and bad input refused before any server starts (one line, exit code 2, earlier files kept)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hierafash_core.cli import main
+from hierafash_core.design.canvas import canvas_fit, check_canvas, fit_image, fit_pose
+from hierafash_core.design.metrics import outside_cells, preservation
+from hierafash_core.design.spec import DesignSpec, Edit
+from hierafash_core.workflow import api_to_ui, ui_to_api
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- canvas ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fit", ["contain", "cover", "stretch"])
+def test_photo_pixels_and_keypoints_move_together(fit):
+    """A bright dot at a keypoint lands where the fitted keypoint says, for every fit."""
+    h, w = 300, 500
+    photo = torch.zeros(1, 3, h, w)
+    x, y = 310.0, 120.0
+    photo[:, :, int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4] = 1.0
+    kp = torch.zeros(1, 18, 3)
+    kp[0, 1] = torch.tensor([x + 0.5, y + 0.5, 0.9])  # the neck, at the dot's centre (pixel centres at +0.5)
+    frame = [{"people": [{"pose_keypoints_2d": kp[0].flatten().tolist()}], "canvas_width": w, "canvas_height": h}]
+    moved, as_json, f = fit_pose(frame, (176, 128), fit)
+    canvas = fit_image(photo, f, pad=0.0)
+    assert canvas.shape == (1, 3, 176, 128)
+    cx, cy = moved[0, 1, 0].item(), moved[0, 1, 1].item()
+    ys, xs = torch.nonzero(canvas[0, 0] > 0.2, as_tuple=True)
+    assert abs(xs.float().mean().item() + 0.5 - cx) < 1.0 and abs(ys.float().mean().item() + 0.5 - cy) < 1.0
+    assert as_json[0]["canvas_width"] == 128 and as_json[0]["canvas_height"] == 176
+    assert moved[0, 0].tolist() == [0.0, 0.0, 0.0], "missing points stay missing"
+
+
+def test_contain_pads_white_and_keeps_the_whole_photo():
+    f = canvas_fit((512, 512), (352, 256), "contain")
+    assert f.resized == (256, 256) and (f.offset_x, f.offset_y) == (0, 48)
+    out = fit_image(torch.zeros(1, 3, 512, 512), f)
+    assert out[0, :, :48].min() == 1.0 and out[0, :, 48:304].max() == 0.0 and out[0, :, 304:].min() == 1.0
+    f = canvas_fit((512, 512), (352, 256), "cover")
+    assert f.resized == (352, 352) and f.offset_x == -48
+
+
+def test_canvas_sizes_are_checked_with_the_fix():
+    with pytest.raises(ValueError, match=r"width=250: must be a multiple of 8 .* use 248 or 256"):
+        check_canvas(250, 352)
+    with pytest.raises(ValueError, match="height=32: must be between 64"):
+        check_canvas(256, 32)
+    with pytest.raises(ValueError, match="no canvas_width/canvas_height"):
+        fit_pose([{"people": [{"pose_keypoints_2d": [1.0, 2.0, 1.0] * 18}]}], (352, 256))
+
+
+# -- the spec -----------------------------------------------------------------------------------------
+def test_edits_parse_names_values_and_refuse_concepts():
+    e = Edit.parse("Sleeve Length = long sleeves", "Dress")
+    assert (e.key, e.value, e.field.code) == ("sleeve_length", "Long Sleeve", "A2")
+    assert Edit.parse({"A4": "v neck"}).value == "V-Neck"
+    assert Edit.parse("hem: draped hem").value == "Draped"
+    with pytest.raises(ValueError, match=r"edit sleve lenght=Long: .*Did you mean 'sleeve length'"):
+        Edit.parse("sleve lenght=Long")
+    with pytest.raises(ValueError, match="style is a design concept.*edits change one attribute"):
+        Edit.parse("style=Punk")
+    with pytest.raises(ValueError, match=r"collar='Turtle' is not in the vocabulary"):
+        Edit.parse("collar=Turtle")
+    with pytest.raises(ValueError, match="write ATTRIBUTE=VALUE"):
+        Edit.parse("collar")
+
+
+def test_spec_checks_and_cumulative_attributes():
+    edits = [Edit.parse("sleeve length=Short Sleeve"), Edit.parse("collar=V-Neck"), Edit.parse("sleeve length=Long")]
+    spec = DesignSpec(photo="p.png", attributes={"hem": "Flat"}, edits=edits)
+    assert spec.attributes_after(0) == {"hem": "Flat"}
+    assert spec.attributes_after(2) == {"hem": "Flat", "sleeve_length": "Short Sleeve", "collar": "V-Neck"}
+    assert spec.attributes_after(3)["sleeve_length"] == "Long Sleeve", "a later edit of the same field wins"
+    assert spec.edit_prompt(2).caption().endswith("Short Sleeve, V-Neck, Flat Hem")
+    with pytest.raises(ValueError, match="a photo or as a pose file"):
+        DesignSpec()
+    with pytest.raises(ValueError, match=r"start_denoise=0.5: starting from the photo needs a photo"):
+        DesignSpec(pose_json="[]", start_denoise=0.5)
+    with pytest.raises(ValueError, match="steps=0: must be a whole number, at least 1"):
+        DesignSpec(photo="p.png", steps=0)
+
+
+# -- preservation figures -------------------------------------------------------------------------------
+def test_outside_cells_leave_a_margin_around_faint_mask_edges():
+    mask = np.zeros((64, 48), dtype=np.float32)
+    mask[20:30, 10:20] = 1.0  # cells rows 2-3, cols 1-2
+    mask[31, 21] = 0.5 / 255  # a faint edge pixel that an 8-bit save reads as 0 is still next to the region
+    out = outside_cells(np.floor(mask * 255) / 255, (8, 6))
+    inside = ~out
+    assert inside[1:5, 0:4].all() and inside.sum() == 16, "the region's cells grown by one cell"
+    assert out[6:, :].all() and out[:, 5].all()
+
+
+def test_preservation_figures_from_latents_and_images():
+    torch.manual_seed(0)
+    src = torch.randn(1, 4, 8, 6)
+    edited = src.clone()
+    edited[:, :, 2:4, 1:3] += 1.0  # the edit changed its region only
+    mask = np.zeros((64, 48), dtype=np.float32)
+    mask[16:32, 8:24] = 1.0
+    img = np.random.default_rng(0).uniform(0, 255, (64, 48, 3))
+    img2 = img.copy()
+    img2[16:32, 8:24] = 0
+    fig = preservation(src, edited, mask, img, img2)
+    assert fig["latent_max_abs_diff_outside"] == 0.0 and fig["latent_mean_abs_diff_inside"] > 0.2
+    assert fig["pixel_psnr_outside_db"] is None and fig["pixel_max_abs_diff_outside"] == 0.0  # identical: inf
+    edited[0, 0, 7, 5] += 0.25
+    assert preservation(src, edited, mask)["latent_max_abs_diff_outside"] == pytest.approx(0.25)
+
+
+# -- the UI writer ---------------------------------------------------------------------------------------
+INFO = {
+    "Loader": {"input": {"required": {"name": [["a.safetensors"], {}]}}, "output": ["MODEL", "CLIP"],
+               "output_name": ["MODEL", "CLIP"]},
+    "Sampler": {
+        "input": {"required": {"model": ["MODEL", {}], "seed": ["INT", {"control_after_generate": True}],
+                               "cfg": ["FLOAT", {"default": 7.0}]},
+                  "optional": {"extra": ["MODEL", {}], "mode": ["COMBO", {"options": ["x", "y"]}]}},
+        "input_order": {"required": ["model", "seed", "cfg"], "optional": ["extra", "mode"]},
+        "output": ["LATENT"], "output_name": ["latent"],
+    },
+    "Load": {"input": {"required": {"image": [["p.png"], {"image_upload": True}]}}, "output": ["IMAGE"],
+             "output_name": ["IMAGE"]},
+}  # fmt: skip
+
+
+def test_api_to_ui_round_trips_through_ui_to_api():
+    graph = {
+        "1": {"class_type": "Loader", "inputs": {"name": "a.safetensors"}, "_meta": {"title": "L"}},
+        "2": {"class_type": "Sampler", "inputs": {"model": ["1", 0], "seed": 5, "cfg": 2.0, "mode": "y"},
+              "_meta": {"title": "S"}},
+        "3": {"class_type": "Load", "inputs": {"image": "p.png"}, "_meta": {"title": "Load"}},
+    }  # fmt: skip
+    ui = api_to_ui(graph, INFO, notes=[{"text": "hello"}])
+    sampler = next(n for n in ui["nodes"] if n["id"] == 2)
+    assert sampler["widgets_values"] == [5, "fixed", 2.0, "y"]
+    assert [s["name"] for s in sampler["inputs"]] == ["model", "extra"] and sampler["inputs"][1]["link"] is None
+    assert next(n for n in ui["nodes"] if n["id"] == 3)["widgets_values"] == ["p.png", "image"]
+    assert ui["links"] == [[1, 1, 0, 2, 0, "MODEL"]]
+    assert ui_to_api(ui, INFO) == graph
+
+
+# -- bad input, refused before a server starts -----------------------------------------------------------
+def _earlier(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    earlier = out / "draft.png"
+    earlier.write_bytes(b"an earlier run's image")
+    return earlier
+
+
+def _fails(args: list[str], capsys, pattern: str) -> str:
+    rc = main(["design", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2, err
+    assert len(err) == 1, f"expected one line, got: {err}"
+    assert "Traceback" not in err[0]
+    assert re.search(pattern, err[0]), err[0]
+    return err[0]
+
+
+def test_bad_photos_and_edits_are_one_line_errors(tmp_path, capsys):
+    out = tmp_path / "out"
+    earlier = _earlier(out)
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is not a photo")
+    _fails([str(not_image), "--out", str(out)], capsys, r"photo '.*notes.png': cannot read it as an image.*PNG, JPEG")
+    truncated = tmp_path / "cut.png"
+    Image.new("RGB", (200, 200), "white").save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    _fails([str(truncated), "--out", str(out)], capsys, r"cannot read it as an image")
+    _fails([str(tmp_path / "nope.jpg"), "--out", str(out)], capsys, r"photo '.*nope.jpg': no such file")
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    _fails([str(photo), "--edit", "sleve length=Long Sleeve", "--out", str(out)], capsys,
+           r"edit sleve length=Long Sleeve: .*Did you mean 'sleeve length'")  # fmt: skip
+    _fails([str(photo), "--edit", "neckline=Turtle", "--out", str(out)], capsys, r"collar='Turtle' is not in")
+    _fails([str(photo), "--width", "250", "--out", str(out)], capsys, r"width=250: must be a multiple of 8")
+    _fails(
+        [
+            str(photo),
+            "--checkpoint",
+            "missing.safetensors",
+            "--comfyui",
+            str(REPO / ".cache" / "comfyui"),
+            "--out",
+            str(out),
+        ],
+        capsys,
+        r"checkpoints 'missing.safetensors' not found; looked in: .*models/checkpoints.*Put the .safetensors file",
+    )
+    _fails([str(photo), "--checkpoint", str(photo), "--out", str(out)], capsys, r"is not a .safetensors file")
+    assert earlier.read_bytes() == b"an earlier run's image" and sorted(os.listdir(out)) == ["draft.png"]
+
+
+def test_design_file_and_pose_file_errors(tmp_path, capsys):
+    design = tmp_path / "d.yaml"
+    design.write_text("photo: p.png\nedits: [collar=V-Neck]\ncolour: red\n")
+    _fails(["--design", str(design)], capsys, r"unknown setting\(s\) colour; known: ")
+    design.write_text("photo: [unclosed\n")
+    _fails(["--design", str(design)], capsys, r"is not valid YAML")
+    pose = tmp_path / "pose.json"
+    pose.write_text(json.dumps([{"people": [], "canvas_width": 64, "canvas_height": 64}]))
+    _fails(["--pose", str(pose)], capsys, r"--pose .*pose.json: the keypoints list no person")
+    _fails([], capsys, r"give a photo of a person .* or --pose FILE.json")
+
+
+def test_output_folder_that_is_a_file(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    _fails([str(photo), "--out", str(out)], capsys, r"--out .*out.png: is a file, not a folder; give a folder path")
+    assert out.read_bytes() == b"keep me"
+
+
+def test_read_only_output_folder_and_unreadable_photo(tmp_path):
+    """Permission bits (root ignores them: the CLI then runs without capabilities, under setpriv)."""
+    out = tmp_path / "out"
+    earlier = _earlier(out)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (128, 128), "gray").save(secret)
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permission bits cannot be enforced")
+        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+
+    def run(*args: str) -> list[str]:
+        cmd = [*prefix, sys.executable, "-m", "hierafash_core.cli", "design", *args, "--out", str(out)]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        return proc.stderr.strip().splitlines()
+
+    out.chmod(0o555)
+    secret.chmod(0o000)
+    try:
+        (line,) = run(str(photo))
+        assert "cannot write there (Permission denied); choose a folder you can write to" in line
+        (line,) = run(str(secret))
+        assert "secret.png': cannot open it (permission denied); make the file readable" in line
+    finally:
+        out.chmod(0o755)
+        secret.chmod(0o644)
+    assert earlier.read_bytes() == b"an earlier run's image" and sorted(os.listdir(out)) == ["draft.png"]
+
+
+def test_a_server_without_the_pack_or_the_model_is_named():
+    from hierafash_core.cli import CLIError
+    from hierafash_core.cli.design import _check_server_models
+
+    with pytest.raises(CLIError, match=r"lacks the HieraFash nodes \(HieraFash_PoseToCanvas, .*install the pack"):
+        _check_server_models("http://127.0.0.1:9", {"KSampler": {}}, {})
+    info = {n: {} for n in ("HieraFash_PoseToCanvas", "HieraFash_GradientGuidedEdit")}
+    info["CheckpointLoaderSimple"] = {"input": {"required": {"ckpt_name": [["a.safetensors", "b.safetensors"]]}}}
+    with pytest.raises(CLIError, match=r"--checkpoint 'c.safetensors': .*\(it has: a.safetensors, b.safetensors\)"):
+        _check_server_models("http://127.0.0.1:9", info, {"checkpoint": "c.safetensors"})
+
+
+def test_queue_downloads_saved_latents_and_keeps_names_inside_the_folder(tmp_path):
+    """`hierafash queue` fetches SaveLatent outputs too (the design workflow saves every stage's latent)."""
+    from hierafash_core.queue import download_outputs
+
+    class Client:
+        def view(self, filename, subfolder, folder_type):
+            return f"{subfolder}/{filename}:{folder_type}".encode()
+
+    entry = {"outputs": {
+        "15": {"latents": [{"filename": "draft_00001_.latent", "subfolder": "hierafash/design", "type": "output"}]},
+        "14": {"images": [{"filename": "../../evil.png", "subfolder": "", "type": "output"}]},
+    }}  # fmt: skip
+    files = download_outputs(Client(), entry, tmp_path)
+    assert sorted(p.name for p in files) == ["14_evil.png", "15_draft_00001_.latent"]
+    assert (tmp_path / "15_draft_00001_.latent").read_bytes() == b"hierafash/design/draft_00001_.latent:output"

@@ -1,0 +1,115 @@
+"""hierafash evaluate: metrics, held-out cases, tables, and the small setting end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hierafash_core.cli import main as cli_main
+from hierafash_core.evaluation.cases import ATTRIBUTES, held_out_cases
+from hierafash_core.evaluation.classifier import HEADS, AttributeClassifier, labels_of
+from hierafash_core.evaluation.metrics import pairwise_distance, palette_adherence, psnr_outside, ssim_outside
+from hierafash_core.evaluation.report import edits_table, findings
+from hierafash_core.evaluation.run import METHODS, EvalConfig, EvalResult
+from hierafash_core.synth.labels import distinct_values, drawn_as
+from hierafash_core.synth.writer import SynthConfig, make_sample, split_of
+
+
+def test_psnr_and_ssim_count_only_pixels_outside_the_mask():
+    src = torch.rand(2, 3, 32, 24, generator=torch.Generator().manual_seed(0))
+    edited = src.clone()
+    mask = torch.zeros(2, 1, 32, 24)
+    mask[:, :, 8:20, 6:18] = 1.0
+    edited[:, :, 8:20, 6:18] = 0.0  # changes inside the mask only
+    assert psnr_outside(src, edited, mask) == [math.inf, math.inf]
+    assert ssim_outside(src, edited, mask)[0] < 1.0  # windows that straddle the edge see the change...
+    assert ssim_outside(src, src, mask) == pytest.approx([1.0, 1.0])
+    edited[0, :, 0, 0] += 0.1  # one pixel of three channels outside, off by 0.1
+    outside = 3 * (32 * 24 - 12 * 12)
+    assert psnr_outside(src, edited, mask)[0] == pytest.approx(-10 * math.log10(3 * 0.01 / outside), abs=1e-3)
+    assert math.isnan(psnr_outside(src, edited, torch.ones(2, 1, 32, 24))[0])
+
+
+def test_diversity_and_palette_adherence():
+    a, b = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    assert pairwise_distance(torch.cat([a, b])) == pytest.approx(1.0)
+    assert pairwise_distance(torch.cat([a, a, a])) == 0.0
+    with pytest.raises(ValueError, match="at least two images"):
+        pairwise_distance(a)
+    wedding = {
+        "category": "Dress",
+        "style": "Elegant",
+        "occasion": "Wedding",
+        "effect": "Tall",
+        "feeling": "Line Feeling",
+    }
+    assert palette_adherence(["white", "jewel", "earth"], [wedding] * 3) == pytest.approx(2 / 3)
+
+
+def test_held_out_cases_are_test_records_with_a_real_edit_each():
+    cases = held_out_cases(12, data_seed=0)
+    assert [c.index for c in cases] == [c.index for c in held_out_cases(12, data_seed=0)]  # deterministic
+    config = SynthConfig(count=10_000, seed=0)
+    for c in cases:
+        assert split_of(config, c.index) == "test" == make_sample(config, c.index)[1]
+        assert c.target in distinct_values(c.attribute) and c.target != drawn_as(c.attribute, c.fields[c.attribute])
+        assert not (c.attribute == "sleeve_type" and c.fields["sleeve_length"] == "Sleeveless")
+        assert c.edited_prompt.values[c.attribute] == c.target
+        assert c.keypoints.shape == (18, 3) and c.image.shape == (192, 128, 3)
+    assert {c.attribute for c in cases} == set(ATTRIBUTES)
+    assert all(split_of(config, i) == make_sample(config, i)[1] for i in range(40))
+    with pytest.raises(ValueError, match="holds only"):
+        held_out_cases(5, data_count=20)
+
+
+def test_classifier_heads_and_labels():
+    model = AttributeClassifier()
+    out = model(torch.rand(2, 3, 192, 128))
+    assert {k: v.shape for k, v in out.items()} == {k: (2, len(v)) for k, v in HEADS.items()}
+    sample, _, meta = make_sample(SynthConfig(count=10, seed=0), 0)
+    labels = labels_of(sample.fields, meta)
+    assert all(0 <= labels[k] < len(HEADS[k]) for k in HEADS)
+    assert set(model.predict(torch.rand(3, 3, 192, 128))) == set(HEADS)
+
+
+def test_findings_say_where_flat_captions_do_as_well():
+    result = EvalResult(EvalConfig(cases=2, methods=METHODS[:1]))
+    row = {"attributes": 0.5, "category": 0.9, "palette": 0.4}
+    result.drafts = {"staged captions (pack)": dict(row), "one flat caption, no staging": dict(row, attributes=0.6)}
+    result.edits = {METHODS[0]: {**dict.fromkeys(ATTRIBUTES, 0.9), "edited": 0.9, "others kept": 1.0, "psnr": 36.0,
+                                 "ssim": 0.99, "counts": dict.fromkeys(ATTRIBUTES, 2)}}  # fmt: skip
+    lines = findings(result)
+    assert (
+        "flat caption is as good as or better than the staged one on attribute accuracy (60% against 50%)" in lines[0]
+    )
+    assert any("meets the goals" in line for line in lines)
+    assert "| pack: blend, noise start | 90% |" in edits_table(result)
+    with pytest.raises(ValueError, match="unknown; choose from"):
+        EvalConfig(methods=("magic",))
+
+
+@pytest.mark.slow
+def test_small_evaluation_runs_end_to_end(mini_test_designer, tmp_path, capsys):
+    """The test suite's setting: 5 designs, 4 steps, every method, a small classifier (about a minute)."""
+    _, files, _ = mini_test_designer
+    out = tmp_path / "eval"
+    assert (
+        cli_main(["evaluate", "--size", "small", "--model", str(files.folder), "--out", str(out), "--threads", "1"])
+        == 0
+    )
+    table = (out / "table.md").read_text()
+    assert table.count("\n| pack: ") == 7 and "| SDEdit, no mask |" in table and "| released code: noise once" in table
+    assert "| staged captions (pack) |" in table and "| one flat caption, no staging |" in table
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["edits"]) == set(METHODS)
+    for row in data["edits"].values():
+        assert 0 <= row["edited"] <= 1 and row["psnr"] > 5 and 0 < row["ssim"] <= 1
+    # blending keeps the latent outside the mask exactly; SDEdit regenerates everything
+    assert data["edits"]["pack: blend, noise start"]["psnr"] > data["edits"]["SDEdit, no mask"]["psnr"]
+    assert (out / "sheet.png").is_file()
+    assert np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out / "sheet.png")).shape[2] == 3
+    assert "evaluation took" in capsys.readouterr().out

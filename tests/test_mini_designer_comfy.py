@@ -1,0 +1,163 @@
+"""The mini designer inside the real ComfyUI: MiniDesignerLoader, sampling, and agreement with the headless path."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hierafash_core.mini.pipeline import MiniDesigner
+from hierafash_core.synth.pose_bank import POSES_BY_NAME, place
+
+pytestmark = pytest.mark.comfy
+CAPTION = "Dress, Elegant, Party, Tall, Crisp Feeling, Long Dress, Short Sleeve, Puffed Sleeve, V-Neck, Ruffle Hem"
+
+
+@pytest.fixture(scope="module")
+def designer(mini_test_designer, comfy, comfy_base):
+    """The test mini designer, copied into the host's checkpoints and controlnet folders, and a pose image."""
+    _, files, _ = mini_test_designer
+    for folder, path in (("checkpoints", files.checkpoint), ("controlnet", files.controlnet)):
+        (comfy_base / "models" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, comfy_base / "models" / folder / path.name)
+    headless = MiniDesigner.load(files)
+    pose = headless.pose_image(place(POSES_BY_NAME["front"].keypoints, (128, 192)))
+    (comfy_base / "input").mkdir(exist_ok=True)
+    Image.fromarray((pose[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+        comfy_base / "input" / "mini-pose.png"
+    )
+    return files, headless, pose
+
+
+def _graph(files, control: bool = True, steps: int = 2) -> dict:
+    graph = {
+        "load": {"class_type": "HieraFash_MiniDesignerLoader",
+                 "inputs": {"checkpoint": files.checkpoint.name, "pose_controlnet": files.controlnet.name}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["load", 1], "text": CAPTION}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["load", 1], "text": ""}},
+        "lat": {"class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 192, "batch_size": 1}},
+    }  # fmt: skip
+    pos, neg = ["pos", 0], ["neg", 0]
+    if control:
+        graph["pose"] = {"class_type": "LoadImage", "inputs": {"image": "mini-pose.png"}}
+        graph["apply"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": pos, "negative": neg, "control_net": ["load", 3], "image": ["pose", 0],
+            "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": ["load", 2]}}  # fmt: skip
+        pos, neg = ["apply", 0], ["apply", 1]
+    graph["ks"] = {"class_type": "KSampler", "inputs": {
+        "model": ["load", 0], "positive": pos, "negative": neg, "latent_image": ["lat", 0], "seed": 5, "steps": steps,
+        "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}}  # fmt: skip
+    graph["dec"] = {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["load", 2]}}
+    return graph
+
+
+def test_loader_gives_model_clip_vae_and_pose_controlnet_that_sample_an_image(comfy, designer):
+    files, _, _ = designer
+    out = comfy.run(_graph(files), outputs=["dec"])
+    model, clip, vae, control = out["load"]
+    assert type(model).__name__ == "ModelPatcher" and type(clip).__name__ == "CLIP"
+    assert type(vae).__name__ == "MiniVAE" and type(control).__name__ == "ControlNet"
+    image = out["dec"][0]
+    assert image.shape == (1, 192, 128, 3)
+    assert torch.isfinite(image).all() and 0 <= float(image.min()) and float(image.max()) <= 1
+    plain = comfy.run(_graph(files, control=False), outputs=["ks"])["ks"][0]["samples"]
+    assert (out["ks"][0]["samples"] - plain).abs().max() > 1e-4  # the pose ControlNet acts
+
+
+def test_comfy_text_encoding_equals_the_headless_one(comfy, designer):
+    files, headless, _ = designer
+    out = comfy.run(_graph(files, control=False, steps=1), outputs=["pos"])
+    cond = out["pos"][0][0][0]  # CONDITIONING: [[tensor (1, 77, 384), {...}]]
+    expected = headless.encode_text([CAPTION])
+    assert cond.shape == expected.shape == (1, 77, 384)
+    assert torch.allclose(cond.float(), expected, atol=2e-3), (cond.float() - expected).abs().max()
+
+
+def test_comfy_model_and_vae_agree_with_the_headless_denoiser(comfy, designer):
+    files, headless, _ = designer
+    model, clip, vae, _ = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"]
+    ctx = headless.encode_text([CAPTION])
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((1, 4, 24, 16), generator=g) * 3.0
+    sigma = torch.tensor([3.0])
+    with torch.inference_mode():  # as inside a node
+        ours = headless.denoiser([CAPTION], None, cfg=1.0)(x, sigma)
+        theirs = model.model.apply_model(x, sigma, c_crossattn=ctx)
+        decoded = vae.decode(x / 3)  # (B, H, W, C) in [0, 1]
+        encoded = vae.encode(decoded)
+    assert torch.allclose(ours, theirs.float(), atol=5e-3), (ours - theirs).abs().max()
+    assert torch.allclose(decoded.movedim(-1, 1), headless.decode(x / 3), atol=1e-4)
+    assert torch.allclose(encoded, headless.encode_images(decoded.movedim(-1, 1)), atol=1e-4)
+
+
+def test_mini_vae_has_every_attribute_of_comfys_own_vae(comfy, designer):
+    """MiniVAE sets the attributes comfy.sd.VAE.__init__ sets; a ComfyUI update that adds one fails here."""
+    from comfy.sd import VAE
+    from comfy.taesd.taesd import TAESD
+
+    files, _, _ = designer
+    reference = VAE(sd=TAESD().state_dict())
+    ours = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"][2]
+    assert set(vars(reference)) <= set(vars(ours)), set(vars(reference)) - set(vars(ours))
+
+
+def test_core_controlnet_loader_reads_the_pose_file(comfy, designer):
+    files, _, _ = designer
+    graph = {"cn": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": files.controlnet.name}}}
+    control = comfy.run(graph, outputs=["cn"])["cn"][0]
+    assert type(control).__name__ == "ControlNet"
+
+
+def test_loader_refuses_a_checkpoint_that_is_not_a_mini_designer(comfy, designer):
+    from comfy_host import GraphFailed
+    from graphs import TINY_CKPT
+
+    files, _, _ = designer
+    graph = _graph(files, control=False, steps=1)
+    graph["load"]["inputs"]["checkpoint"] = TINY_CKPT
+    with pytest.raises(GraphFailed, match="not a mini designer checkpoint"):
+        comfy.run(graph, outputs=["pos"])
+
+
+def test_the_mini_design_workflow_runs_staged_sampler_parse_mask_and_edits(comfy, comfy_base, designer):
+    """workflows/hierafash_mini_design.json (its API twin) on the test designer: StagedKSampler with the
+    pose ControlNet, three GradientGuidedEdits with ParseMask masks, at 3 steps each."""
+    import json
+    from pathlib import Path
+
+    files, _, _ = designer
+    repo = Path(__file__).resolve().parents[1]
+    graph = json.loads((repo / "tests" / "workflows" / "hierafash_mini_design_api.json").read_text())
+    shutil.copyfile(repo / "workflows" / "hierafash_mini_pose.png", comfy_base / "input" / "hierafash_mini_pose.png")
+    graph["1"]["inputs"].update(checkpoint=files.checkpoint.name, pose_controlnet=files.controlnet.name)
+    for node in graph.values():
+        if node["class_type"] in ("HieraFash_StagedKSampler", "HieraFash_GradientGuidedEdit"):
+            node["inputs"]["steps"] = 3
+    out = comfy.run(graph, outputs=["44"])
+    draft, final = out["10"][0], out["44"][0]
+    assert draft.shape == final.shape == (1, 192, 128, 3)
+    assert (draft - final).abs().max() > 0  # the edits changed something
+    mask = out["42"][0]  # the collar mask of the last edit
+    outside = mask[0] < 0.01
+    assert outside.float().mean() > 0.5  # a collar region, not the whole image
+
+
+def test_built_in_choice_reads_the_built_files_or_says_how_to_build_them(comfy, designer, tmp_path, monkeypatch):
+    from comfy_host import GraphFailed
+
+    files, _, _ = designer
+    graph = _graph(files, control=True, steps=1)
+    graph["load"]["inputs"].update(checkpoint="built-in", pose_controlnet="built-in")
+    monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "empty"))
+    with pytest.raises(
+        GraphFailed, match="the built-in mini designer is not built .* run `hierafash mini-designer build`"
+    ):
+        comfy.run(graph, outputs=["ks"])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mini-designer").symlink_to(files.folder)
+    monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "models"))
+    out = comfy.run(graph, outputs=["ks"])
+    assert out["ks"][0]["samples"].shape == (1, 4, 24, 16)
