@@ -1,8 +1,8 @@
 """Load: many design workflows queued at once on one headless ComfyUI, from several clients.
 
-A headless ComfyUI with this pack runs the design workflow's API twin (tests/workflows/
-hierafash_design_api.json: a StagedKSampler draft with the pose ControlNet, three chained
-GradientGuidedEdits with ParseMask) on the seeded test checkpoint and ControlNet, shrunk to a small
+A headless ComfyUI with this pack runs the graph ``hierafash design`` queues (hierafash_core/design/
+graph.py: pose on the canvas, ParseMask regions, a StagedKSampler draft with the pose ControlNet,
+three chained GradientGuidedEdits) on the seeded test checkpoint and ControlNet, shrunk to a small
 size and step count. Each prompt has its own seeds. Per round, every client thread queues its share
 of the prompts at once, then waits for them (each wait bounded). The script reports:
 
@@ -39,7 +39,6 @@ from hierafash_core.api_client import ComfyClient  # noqa: E402
 
 TINY_CN = "hierafash-tiny-cn.safetensors"
 POSE_PHOTO = "hierafash_pose_reference.png"
-EDIT = "HieraFash_GradientGuidedEdit"
 MiB = 2**20
 
 
@@ -59,51 +58,38 @@ def prepare_inputs(base: Path, checkpoint: Path) -> None:
 
 
 def design_graph(seed: int, checkpoint_name: str, steps: int = 2, scale: int = 8) -> dict:
-    """The design workflow's API twin at 1/``scale`` of its size and ``steps`` steps, seeded by ``seed``.
+    """The graph ``hierafash design`` runs (design/graph.py: pose, masks, a StagedKSampler draft with the
+    pose ControlNet, three chained GradientGuidedEdits) at 1/``scale`` of 512x704 and ``steps`` steps.
 
-    The draft takes ``seed``, edit k takes ``seed * 10 + k``; the final latent is saved (SaveLatent)
-    under ``load/seed_<seed>`` and the final image under the same prefix.
+    The draft takes seed ``seed * 10``, edit k ``seed * 10 + k``; the final latent is saved (SaveLatent)
+    as ``final_latent`` under ``load/seed_<seed>``. The pose comes as OpenPose JSON (a hand-placed
+    standing person), so the graph needs no photo.
     """
     from photos import standing_person
 
+    from hierafash_core.design.graph import build_design_graph
+    from hierafash_core.design.spec import EXAMPLE_CONCEPTS, EXAMPLE_EDITS, DesignSpec, Edit
     from hierafash_core.pose.openpose_json import tensor_to_pose_keypoint
 
-    graph = json.loads((REPO / "tests" / "workflows" / "hierafash_design_api.json").read_text())
-    edits = []
-    for node_id, node in graph.items():
-        inputs, kind = node["inputs"], node["class_type"]
-        if kind == "EmptyLatentImage":
-            inputs["width"], inputs["height"] = inputs["width"] // scale, inputs["height"] // scale
-        elif kind == "CheckpointLoaderSimple":
-            inputs["ckpt_name"] = checkpoint_name
-        elif kind == "ControlNetLoader":
-            inputs["control_net_name"] = TINY_CN
-        elif kind == "HieraFash_StagedKSampler":
-            inputs["steps"], inputs["seed"] = steps, seed
-        elif kind == EDIT:
-            inputs["steps"] = steps
-            edits.append(node_id)
-        elif kind == "HieraFash_ParseMask":
-            inputs["pose_keypoint"] = ["keypoints", 0]  # the cameraman shows no knees; the hem needs them
-    for k, node_id in enumerate(edits):
-        graph[node_id]["inputs"]["seed"] = seed * 10 + k
-    keypoints = json.dumps(tensor_to_pose_keypoint(standing_person(), (704, 512)))
-    graph["keypoints"] = {"class_type": "HieraFash_PoseKeypointFromJSON", "inputs": {"json_text": keypoints}}
-    final = edits[-1]
-    for node_id in [n for n, node in graph.items() if node["class_type"] in ("SaveImage", "PreviewImage")]:
-        del graph[node_id]
-    decode = next(
-        n for n, node in graph.items() if node["class_type"] == "VAEDecode" and node["inputs"]["samples"][0] == final
+    spec = DesignSpec(
+        pose_json=json.dumps(tensor_to_pose_keypoint(standing_person(), (704, 512))),
+        concepts=dict(EXAMPLE_CONCEPTS),
+        edits=[Edit.parse(e, EXAMPLE_CONCEPTS["category"]) for e in EXAMPLE_EDITS],
+        checkpoint=checkpoint_name,
+        controlnet=TINY_CN,
+        seed=seed * 10,
+        steps=steps,
+        width=512 // scale,
+        height=704 // scale,
     )
-    graph["save_latent"] = {
+    built = build_design_graph(spec)
+    graph = built.api()
+    final = built.stages[-1].progress_node
+    graph["final_latent"] = {
         "class_type": "SaveLatent",
         "inputs": {"samples": [final, 0], "filename_prefix": f"load/seed_{seed}"},
     }
-    graph["save_image"] = {
-        "class_type": "SaveImage",
-        "inputs": {"images": [decode, 0], "filename_prefix": f"load/seed_{seed}"},
-    }
-    return graph  # fmt: skip
+    return graph
 
 
 def proc_memory(pid: int) -> dict[str, int]:
@@ -132,7 +118,7 @@ def wait_idle(client: ComfyClient, timeout: float = 600.0) -> None:
 def read_latent(entry: dict, output_dir: Path):
     from safetensors.torch import load_file
 
-    item = entry["outputs"]["save_latent"]["latents"][0]
+    item = entry["outputs"]["final_latent"]["latents"][0]
     return load_file(str(output_dir / item["subfolder"] / item["filename"]))["latent_tensor"]
 
 

@@ -143,13 +143,19 @@ class Fuzz:
 
 
 @pytest.fixture(scope="module")
-def fuzz(comfy, comfy_base, tiny_checkpoint):
+def fuzz(comfy, comfy_base, tiny_checkpoint, mini_test_designer, tmp_path_factory):
     photo = np.full((H, W, 3), 255, dtype=np.uint8)
     import skimage.data
 
     photo[:W] = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((W, W)))
     Image.fromarray(photo).save(comfy_base / "input" / PHOTO)
     build_tiny_controlnet(tiny_checkpoint, comfy_base / "models" / "controlnet" / TINY_CN)
+    # MiniDesignerLoader's "built-in" choice reads $HIERAFASH_MODELS/mini-designer: the test designer, never
+    # the real build folder (it may be half written by a running build)
+    models = tmp_path_factory.mktemp("hostile_models")
+    (models / "mini-designer").symlink_to(mini_test_designer[1].folder)
+    saved = os.environ.get("HIERAFASH_MODELS")
+    os.environ["HIERAFASH_MODELS"] = str(models)
     install_sources(comfy.node_classes)
     logging.disable(logging.ERROR)  # ComfyUI logs every refused case with its traceback
     try:
@@ -157,6 +163,10 @@ def fuzz(comfy, comfy_base, tiny_checkpoint):
     finally:
         logging.disable(logging.NOTSET)
         remove_sources(comfy.node_classes)
+        if saved is None:
+            os.environ.pop("HIERAFASH_MODELS", None)
+        else:
+            os.environ["HIERAFASH_MODELS"] = saved
 
 
 # -- hostile values by declared type -------------------------------------------------------------------
@@ -193,7 +203,8 @@ def number_values(kind: str, opts: dict, name: str):
 
 def combo_values(options: list):
     near = [str(o) + " " for o in options[:3]] + [str(o).upper() for o in options[:3] if str(o).upper() != o]
-    wrong = ["", "nope", *near, *UNICODE[:4], 5, None, ["x"], {"v": 1}]
+    paths = [f"../{options[0]}", f"/tmp/{options[0]}", "..\\..\\x.safetensors", "C:/x.safetensors", "x.ckpt", "x.pt"]
+    wrong = ["", "nope", *near, *paths, *UNICODE[:4], 5, None, ["x"], {"v": 1}]
     return st.one_of(
         st.sampled_from(options).map(lambda v: (v, False)),
         st.sampled_from([w for w in wrong if w not in options]).map(lambda v: (v, True)),
@@ -331,7 +342,8 @@ SETTINGS = settings(
 
 def test_every_node_has_a_baseline_that_runs(fuzz):
     assert {"HieraFash_ConceptEncode", "HieraFash_StagedKSampler", "HieraFash_GradientGuidedEdit",
-            "HieraFash_ParseMask", "HieraFash_PoseDetect"} <= set(fuzz.nodes)  # fmt: skip
+            "HieraFash_ParseMask", "HieraFash_PoseDetect",
+            "HieraFash_MiniDesignerLoader"} <= set(fuzz.nodes)  # fmt: skip
     for node in fuzz.nodes:
         optional = list(fuzz.classes[node].INPUT_TYPES().get("optional", {}))
         for inputs in (fuzz.baseline(node), fuzz.baseline(node, optional[0] if optional else None)):
