@@ -57,13 +57,13 @@ def prepare_inputs(base: Path, checkpoint: Path) -> None:
     build_tiny_controlnet(checkpoint, base / "models" / "controlnet" / TINY_CN)
 
 
-def design_graph(seed: int, checkpoint_name: str, steps: int = 2, scale: int = 8) -> dict:
+def design_graph(seed: int, checkpoint_name: str, steps: int = 2, scale: int = 8, upto: int | None = None) -> dict:
     """The graph ``hierafash design`` runs (design/graph.py: pose, masks, a StagedKSampler draft with the
     pose ControlNet, three chained GradientGuidedEdits) at 1/``scale`` of 512x704 and ``steps`` steps.
 
     The draft takes seed ``seed * 10``, edit k ``seed * 10 + k``; the final latent is saved (SaveLatent)
     as ``final_latent`` under ``load/seed_<seed>``. The pose comes as OpenPose JSON (a hand-placed
-    standing person), so the graph needs no photo.
+    standing person), so the graph needs no photo. ``upto``: only stages 0..upto (1 = up to the draft).
     """
     from photos import standing_person
 
@@ -83,8 +83,8 @@ def design_graph(seed: int, checkpoint_name: str, steps: int = 2, scale: int = 8
         height=704 // scale,
     )
     built = build_design_graph(spec)
-    graph = built.api()
-    final = built.stages[-1].progress_node
+    graph = built.api(upto)
+    final = built.stages[-1 if upto is None else upto].progress_node
     graph["final_latent"] = {
         "class_type": "SaveLatent",
         "inputs": {"samples": [final, 0], "filename_prefix": f"load/seed_{seed}"},
