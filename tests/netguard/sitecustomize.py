@@ -3,9 +3,10 @@
 Put this folder first on PYTHONPATH and set HIERAFASH_NET_LOG to a file: Python imports
 ``sitecustomize`` at start-up, and the audit hook below sees each ``socket.connect``, ``socket.bind``,
 ``socket.sendto`` and ``socket.getaddrinfo`` of the process (and its libraries). Each is written to
-the log as ``pid event host``; an address other than 127.0.0.1, ::1 or localhost is written with
-``BLOCKED`` and the call fails with PermissionError, so a stray download fails fast instead of
-hanging on a machine without network. In the test process itself :func:`install` is used directly.
+the log as ``pid event host port`` (port None for lookups); an address other than 127.0.0.1, ::1
+or localhost is written with ``BLOCKED`` and the call fails with PermissionError, so a stray
+download fails fast instead of hanging on a machine without network. In the test process itself
+:func:`install` is used directly.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"
 
 
 def _host(event: str, args: tuple):
-    """The host an event is about, or None for an address without one (a Unix socket path)."""
+    """(host, port) an event is about (port None for lookups), or None for an address without a host."""
     if event in ("socket.getaddrinfo", "socket.gethostbyname"):
         host = args[0] if args else None
-        return host.decode() if isinstance(host, bytes) else ("" if host is None else str(host))
+        return (host.decode() if isinstance(host, bytes) else ("" if host is None else str(host))), None
     address = args[1] if len(args) > 1 else None
     if isinstance(address, tuple) and address:
-        return str(address[0])
+        return str(address[0]), (address[1] if len(address) > 1 else None)
     return None
 
 
@@ -35,11 +36,12 @@ def install(log_path: str | None, block: bool = True, sink: list | None = None):
     def hook(event: str, args: tuple) -> None:
         if event not in EVENTS or not switch["on"]:
             return
-        host = _host(event, args)
-        if host is None:
+        where = _host(event, args)
+        if where is None:
             return
+        host, port = where
         bad = host not in LOOPBACK
-        line = f"{os.getpid()} {event} {host}{' BLOCKED' if bad else ''}"
+        line = f"{os.getpid()} {event} {host} {port}{' BLOCKED' if bad else ''}"
         if sink is not None:
             sink.append(line)
         if log_path:
