@@ -210,6 +210,8 @@ def run_load(
         )
     rss = [row["rss_after"] for row in report["rounds"]]
     report["max_drift"] = max(abs(x - baseline) for x in rss)
+    # TODO(evidence): resident memory grows 1-2 MiB per 20 prompts (bench/README.md); likely ComfyUI's history
+    # entries (kept up to 10,000 prompts): POST /history {"clear": true} between rounds to confirm.
     report["growth"] = rss[-1] - rss[0]
     report["all_completed"] = all(row["completed"] == prompts for row in report["rounds"])
     report["all_reproduced"] = all(a["recomputed"] and a["equal"] for a in report["alone"])
