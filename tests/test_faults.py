@@ -125,13 +125,20 @@ def test_polling_client_whose_server_dies_mid_run_gets_a_clear_error_in_time(com
     try:
         client = ComfyClient(server.url, timeout=5)
         prompt_id = client.queue_prompt(tiny_graph(steps=200, size=128, save=True))
-        killer = threading.Timer(3.0, server.process.kill)  # mid-run: the 200 steps take far longer
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            server.process.kill()
+
+        killer = threading.Timer(3.0, kill)  # mid-run: the 200 steps take far longer
         killer.start()
         start = time.monotonic()
         with pytest.raises(ComfyAPIError, match=rf"ComfyUI at {server.url} did not answer /history/{prompt_id}"):
             client.wait(prompt_id, timeout=120)
+        assert killed.is_set(), "the client gave up before the server was killed"
         assert time.monotonic() - start < 20, "the client noticed the dead server only at its timeout"
-        assert server.process.poll() is not None
+        assert server.process.wait(timeout=30) is not None
     finally:
         killer.cancel()
         server.stop()
