@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -49,6 +50,73 @@ def _format_node_errors(node_errors: dict) -> str:
             detail = err.get("details") or err.get("message", "")
             lines.append(f"  node {node_id} ({info.get('class_type', '?')}): {err.get('message', '')}: {detail}")
     return "\n".join(lines)
+
+
+def check_graph_shape(graph: Any) -> None:
+    """Refuse a graph that is not ``{node id: {"class_type": str, "inputs": dict}}`` before it is sent.
+
+    ComfyUI 0.3.75 validates only the nodes its outputs depend on and then builds cache keys for every
+    node: a node without an ``inputs`` object raises KeyError in its prompt worker thread, which dies,
+    and the server answers HTTP but never runs another prompt. A graph whose links form a cycle is
+    accepted without a node error and reported as a success although the outputs on the cycle never
+    ran. This keeps the pack's clients from sending either. TODO(evidence): report both upstream
+    (execution.py set_prompt -> caching.py get_ordered_ancestry_internal, KeyError 'inputs'; the cycle
+    passing validation), reproduced in tests/test_hostile_workflows.py.
+
+    Raises:
+        ValueError: naming the node and what is wrong.
+    """
+    if not isinstance(graph, dict) or not graph:
+        raise ValueError(
+            f"graph: expected an API-format workflow, {{node id: {{'class_type': ..., 'inputs': {{...}}}}}}, "
+            f"got {type(graph).__name__} {str(graph)[:60]!r}; export it with 'Save (API)' in ComfyUI"
+        )
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise ValueError(f"node {str(node_id)[:40]!r}: {str(node)[:80]!r} has no class_type; give each node one")
+        if not isinstance(node.get("inputs"), dict):
+            raise ValueError(
+                f"node {str(node_id)[:40]!r} ({node['class_type'][:60]}): 'inputs' must be an object "
+                f"(got {type(node.get('inputs')).__name__}); give it {{}} if the node has no inputs"
+            )
+        for name, value in node["inputs"].items():  # ComfyUI reads slot -1 as the last output, silently
+            if isinstance(value, list) and len(value) == 2 and value[0] in graph and isinstance(value[1], int):
+                if value[1] < 0:
+                    raise ValueError(
+                        f"node {str(node_id)[:40]!r} input {str(name)[:40]!r}: output slot {value[1]} of node "
+                        f"{value[0]!r}; slots count from 0"
+                    )
+    _check_acyclic(graph)
+
+
+def _check_acyclic(graph: dict) -> None:
+    """Refuse links that form a cycle, naming its nodes."""
+    links = {
+        n: [v[0] for v in node["inputs"].values() if isinstance(v, list) and len(v) == 2 and v[0] in graph]
+        for n, node in graph.items()
+        if isinstance(node, dict) and isinstance(node.get("inputs"), dict)
+    }
+    state: dict = {}  # 1: on the current path, 2: done
+    for start in links:
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(links[start])]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                raise ValueError(
+                    f"graph: the links form a cycle ({' <- '.join(str(n)[:20] for n in cycle)}); a node cannot "
+                    "depend on its own output; connect the first node of the chain to an earlier output"
+                )
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(links.get(nxt, [])))
 
 
 @dataclass
@@ -104,6 +172,7 @@ class ComfyClient:
         return self._request("/object_info", timeout=max(self.timeout, 60.0))
 
     def queue_prompt(self, graph: dict, extra_data: dict | None = None) -> str:
+        check_graph_shape(graph)
         body = {"prompt": graph, "client_id": self.client_id}
         if extra_data:
             body["extra_data"] = extra_data
@@ -121,6 +190,8 @@ class ComfyClient:
             PromptFailed: a node raised (the message carries its type and text).
             ComfyAPIError: the server stopped answering or the time ran out.
         """
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout={timeout!r}: must be a positive, finite number of seconds")
         deadline = time.monotonic() + timeout
         while True:
             entry = self.history(prompt_id)
@@ -158,6 +229,10 @@ class ComfyClient:
                 return resp.read()
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             raise ComfyAPIError(f"could not fetch {filename!r} from {self.url}: {exc}") from None
+
+    def queue_remaining(self) -> int:
+        """Prompts queued or running on the server (``GET /prompt``)."""
+        return int(self._request("/prompt")["exec_info"]["queue_remaining"])
 
     def interrupt(self) -> None:
         self._request("/interrupt", {})

@@ -113,6 +113,28 @@ def check_safetensors(path: Path, what: str = "model") -> Path:
     return path
 
 
+def check_weights_folder(folder: Path, what: str = "model") -> Path:
+    """Refuse a diffusers/transformers model folder whose weights exist only as pickles (``*.bin``...).
+
+    Loaders given such a folder are then called with ``use_safetensors=True``, so a folder holding
+    both formats loads its safetensors files and never unpickles the others. Its safetensors files
+    are checked as :func:`check_safetensors` does.
+    """
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    pickles = [p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles and not any(p.suffix.lower() in SAFE_SUFFIXES for p in files):
+        raise ValueError(
+            f"{what} {str(folder)!r} holds its weights only as pickle-based files ({', '.join(sorted(pickles))}), "
+            "which can run code when loaded; HieraFash loads safetensors only. Convert them once in a trusted "
+            "environment (load the model and save_pretrained(..., safe_serialization=True))"
+        )
+    for path in files:  # a truncated download gets its own message, not the loader's OSError
+        if path.suffix.lower() in SAFE_SUFFIXES:
+            check_safetensors(path, what)
+    return folder
+
+
 def resolve_model(
     name: str | os.PathLike, kind: str, comfyui: Path | None = None, extra_configs: list[Path] | None = None
 ) -> Path:

@@ -20,6 +20,7 @@ import asyncio
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -194,6 +195,9 @@ def run_workflow(
         PromptFailed: a node raised while running.
         ComfyAPIError: the server did not answer, went away, or the time ran out.
     """
+    for name, seconds in (("timeout", timeout), ("idle", idle), ("request_timeout", request_timeout)):
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{name}={seconds!r}: must be a positive, finite number of seconds")
     client = ComfyClient(server, timeout=request_timeout)
     graph = workflow if isinstance(workflow, dict) else load_workflow(workflow, client)
     graph = apply_overrides(graph, sets)
@@ -213,6 +217,25 @@ def run_workflow(
     return result
 
 
+MAX_NAME = 120  # characters kept of a server's file name (file systems stop at 255 bytes)
+
+
+def _local_name(filename: str) -> str | None:
+    """A file name from a server, made safe to write in the output folder, or None if nothing is left.
+
+    Only the base name is kept (a hostile server must not make us write outside ``out_dir``), control
+    characters are dropped and long names are shortened, keeping the suffix.
+    """
+    name = Path(filename.replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\x7f")
+    if not name or name in (".", "..") or set(name) == {"."}:
+        return None
+    if len(name) > MAX_NAME:
+        suffix = Path(name).suffix[:16]
+        name = name[: MAX_NAME - len(suffix)] + suffix
+    return name
+
+
 def download_outputs(client: ComfyClient, entry: dict, out_dir: Path) -> list[Path]:
     """Save every file the history entry lists (images, gifs, ...) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -222,12 +245,12 @@ def download_outputs(client: ComfyClient, entry: dict, out_dir: Path) -> list[Pa
             for item in output.get(kind, []) or []:
                 if not isinstance(item, dict) or "filename" not in item:
                     continue
-                # Only the base name: a hostile server must not make us write outside out_dir.
-                name = Path(str(item["filename"])).name
-                if not name or name in (".", ".."):
+                name = _local_name(str(item["filename"]))
+                if name is None:
+                    log.warning("skipped an output with the unusable file name %r", str(item["filename"])[:80])
                     continue
                 data = client.view(item["filename"], item.get("subfolder", ""), item.get("type", "output"))
-                target = out_dir / f"{node_id}_{name}"
+                target = out_dir / (_local_name(f"{node_id}_{name}") or name)  # node ids come from the server too
                 target.write_bytes(data)
                 saved.append(target)
     return saved

@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ..hierafash_core.design.canvas import FITS, MAX_SIDE, MIN_SIDE, check_canvas, fit_image, fit_pose, pose_image
 from ..hierafash_core.pose.detect import to_rgb
-from .convert import image_to_comfy, image_to_core
+from .convert import check_inputs, image_to_comfy, image_to_core
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class PoseToCanvas(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose_keypoint, width, height, fit, person_index, image=None) -> io.NodeOutput:
+        check_inputs(cls, locals())
         check_canvas(width, height)
         canvas = (height, width)
         keypoints, on_canvas, fitted = fit_pose(pose_keypoint, canvas, fit, person_index)

@@ -18,6 +18,7 @@ from ..hierafash_core.conditioning import (
 from ..hierafash_core.prompt import HierarchicalPrompt, StagedDesign
 from ..hierafash_core.schedule import PromptSchedule
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Level
+from .convert import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,8 @@ _FIELD_TIPS = {
 
 
 def _field_inputs(fields, default_first: str | None = None) -> list:
-    # TODO(evidence): a menu value posted over the API that is not in the list gets ComfyUI's own
-    # "Value not in list: style: 'Elegnt' not in (list of length 32)", without the closest labels
-    # that free_text errors give. A validate_inputs over these fields would replace that check, but
-    # ComfyUI repeats its message once per validated input; next step: one validated STRING input.
+    # ComfyUI 0.3.75 does not check V3 menu values against their options (seen: 'Elegnt' posted over
+    # the API reached execute); check_inputs refuses them there, naming the closest labels.
     out = []
     for i, f in enumerate(fields):
         default = default_first if (i == 0 and default_first) else UNSET
@@ -145,6 +144,7 @@ class ConceptEncode(io.ComfyNode):
     def execute(
         cls, clip, category, style, occasion, effect, feeling, free_text, allow_free_text, schedule
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         menu = _menu_prompt(
             {"category": category, "style": style, "occasion": occasion, "effect": effect, "feeling": feeling}
         )
@@ -222,6 +222,7 @@ class AttributeEncode(io.ComfyNode):
     def execute(
         cls, clip, design, clothing_length, sleeve_length, sleeve_type, collar, hem, free_text, allow_free_text
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         if not hasattr(design, "prompt") or not hasattr(design, "schedule"):
             raise ValueError(f"design: expected ConceptEncode's design output, got {type(design).__name__}")
         menu = _menu_prompt(

@@ -32,7 +32,15 @@ from ..hierafash_core.editing import (
 )
 from ..hierafash_core.stage_plan import describe
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS
-from .convert import image_to_core, mask_to_core
+from .convert import (
+    check_conditioning,
+    check_inputs,
+    check_latent,
+    image_to_comfy,
+    mask_to_core,
+    model_expects,
+    pose_hint,
+)
 from .model_grad import grad_ready_conditioning, grad_ready_model
 
 log = logging.getLogger(__name__)
@@ -41,18 +49,6 @@ CUSTOM_TIMESTEP = "custom timestep"
 CUSTOM_STEP = "custom step"
 # "A1 clothing length (t=911)" ... "A5 hem (t=591)" -> field key; the strings are saved in workflows.
 ATTRIBUTE_CHOICES = {f"{f.code} {f.label} (t={ATTRIBUTE_START_T[f.key]})": f.key for f in ATTRIBUTE_FIELDS}
-
-
-def _latent_samples(source) -> torch.Tensor:
-    if not isinstance(source, dict) or not isinstance(source.get("samples"), torch.Tensor):
-        raise ValueError("source: expected a LATENT (a dict with 'samples'); connect a KSampler or VAEEncode output")
-    samples = source["samples"]
-    if samples.ndim != 4 or samples.shape[0] == 0:
-        raise ValueError(
-            f"source: expected latent samples of shape (B, C, h, w), got {tuple(samples.shape)}; "
-            "GradientGuidedEdit edits image latents (SD1.x, SD2.x, SDXL)"
-        )
-    return samples
 
 
 def _model_sampling(model):
@@ -78,9 +74,9 @@ def _apply_pose_control(positive, negative, control_net, pose_image, strength):
         return positive, negative
     import nodes as comfy_nodes  # ComfyUI's built-in nodes (this pack's own package is imported relatively)
 
-    image_to_core(pose_image, "pose_image")  # checks the layout, with a clear message
+    hint = image_to_comfy(pose_hint(pose_image, "pose_image"))  # checked, 3 channels, back to BHWC
     return comfy_nodes.ControlNetApplyAdvanced().apply_controlnet(
-        positive, negative, control_net, pose_image, strength, 0.0, 1.0
+        positive, negative, control_net, hint, strength, 0.0, 1.0
     )
 
 
@@ -298,11 +294,20 @@ class GradientGuidedEdit(io.ComfyNode):
         pose_image=None,
         control_strength=1.0,
     ) -> io.NodeOutput:
+        check_inputs(cls, locals())
         import comfy.sample
         import comfy.samplers
 
         # 1. check and convert the inputs (nothing the caller passed is modified)
-        samples = _latent_samples(source)
+        channels, width = model_expects(model)
+        samples = check_latent(source, "source", channels)
+        # The edit runs in float32 whatever the source's dtype: in float16 the guidance step of a mask
+        # that covers the whole latent divided 0 by 0 (seen: a NaN latent); the result gets the source's dtype.
+        source_dtype, samples = samples.dtype, samples.float()
+        positive, negative = (
+            check_conditioning(positive, "positive", width),
+            check_conditioning(negative, "negative", width),
+        )
         if "noise_mask" in source:
             log.info("source: its noise_mask is ignored; the mask input decides where the edit acts")
         config = EditConfig(
@@ -318,7 +323,7 @@ class GradientGuidedEdit(io.ComfyNode):
                 iterations=guidance_iterations,
             ),
         )
-        edit_mask = latent_mask(mask_to_core(mask), tuple(samples.shape))  # (B, 1, h, w)
+        edit_mask = latent_mask(mask_to_core(mask, "mask"), tuple(samples.shape))  # (B, 1, h, w)
         if not torch.count_nonzero(samples):
             log.warning("source: the latent is all zeros (an empty latent?); the edit fills the mask from noise only")
         sampling = _model_sampling(model)
@@ -392,7 +397,7 @@ class GradientGuidedEdit(io.ComfyNode):
         if config.mode.blends:
             edited = torch.lerp(samples, edited, release_mask(edit_mask, 1.0).to(samples.device, samples.dtype))
         out = {k: v for k, v in source.items() if k != "noise_mask"}
-        out["samples"] = edited
+        out["samples"] = edited.to(source_dtype)
         return io.NodeOutput(out)
 
 

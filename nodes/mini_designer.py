@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import folder_paths
 from comfy_api.latest import io
 
 from ..hierafash_core.mini.files import MiniDesignerFiles
-from ..hierafash_core.model_files import check_safetensors
+from ..hierafash_core.model_files import PICKLE_SUFFIXES, check_safetensors
+from .convert import check_inputs
 from .mini_comfy import load_checkpoint, load_pose_controlnet
 
 log = logging.getLogger(__name__)
 
 BUILT_IN = "built-in"
 CATEGORY = "HieraFash/models"
+
+
+def _check_name(choice: object, name: str, kind: str) -> None:
+    """Refuse a file name that leaves ComfyUI's ``kind`` folders or names a pickle, saying why and what to do."""
+    if not isinstance(choice, str) or choice == BUILT_IN:
+        return  # check_inputs names wrong types
+    if Path(choice).is_absolute() or re.match(r"^[A-Za-z]:|^[\\/]", choice) or ".." in re.split(r"[\\/]", choice):
+        raise ValueError(
+            f"{name}={choice!r}: a path outside ComfyUI's {kind} folders ('..' or an absolute path) is refused; "
+            f"copy the file into models/{kind} and pick it from the list"
+        )
+    if Path(choice).suffix.lower() in PICKLE_SUFFIXES:
+        check_safetensors(Path(choice), name)  # raises: pickles can run code; convert to .safetensors
 
 
 def _path(choice: str, kind: str, built_in: Path) -> str:
@@ -25,7 +40,7 @@ def _path(choice: str, kind: str, built_in: Path) -> str:
                 f"{kind}: the built-in mini designer is not built ({built_in} is missing); run "
                 "`hierafash mini-designer build` once (about an hour on 2 CPU cores), or pick a file"
             )
-        return str(built_in)
+        return str(check_safetensors(built_in, kind))
     path = folder_paths.get_full_path(kind, choice)
     if path is None:
         raise ValueError(f"{kind}: {choice!r} is not in ComfyUI's {kind} folders; pick a listed file or '{BUILT_IN}'")
@@ -82,6 +97,9 @@ class MiniDesignerLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, checkpoint: str, pose_controlnet: str) -> io.NodeOutput:
+        _check_name(checkpoint, "checkpoint", "checkpoints")
+        _check_name(pose_controlnet, "pose_controlnet", "controlnet")
+        check_inputs(cls, locals())
         files = MiniDesignerFiles.in_folder()
         model, clip, vae = load_checkpoint(_path(checkpoint, "checkpoints", files.checkpoint))
         control = load_pose_controlnet(_path(pose_controlnet, "controlnet", files.controlnet))

@@ -23,7 +23,7 @@ from ..hierafash_core.conditioning import (
 )
 from ..hierafash_core.schedule import PromptSchedule
 from ..hierafash_core.stage_plan import StepSchedule, describe, span_percents
-from .convert import image_to_core
+from .convert import check_conditioning, check_inputs, check_latent, model_expects, pose_hint
 from .drafting import CATEGORY
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,12 @@ class StagedKSampler(io.ComfyNode):
         control_net=None,
         pose_image=None,
     ) -> io.NodeOutput:
-        positive = list(concepts) + list(attributes or [])
+        check_inputs(cls, locals())
+        channels, width = model_expects(model)
+        positive = check_conditioning(concepts, "concepts", width)
+        positive += check_conditioning(attributes, "attributes", width) if attributes is not None else []
+        negative = check_conditioning(negative, "negative", width)
+        check_latent(latent_image, "latent_image", channels)
         if not positive:
             raise ValueError("concepts: the positive conditioning is empty; connect ConceptEncode's output")
         ksampler = comfy.samplers.KSampler(
@@ -294,7 +299,7 @@ class StagedKSampler(io.ComfyNode):
                 return positive, negative
         # TODO(evidence): no vae input, so ControlNets that encode their hint with the VAE (SD3, Flux
         # union types) get none; SD1.5/2.1 OpenPose ControlNets, the paper's, need no VAE.
-        hint = image_to_core(pose_image, "pose_image")  # BHWC -> BCHW, what ControlNet hints are
+        hint = pose_hint(pose_image, "pose_image")  # BHWC -> BCHW with 3 channels, what ControlNet hints are
         cache: dict = {}
         return (
             _attach_control(positive, control_net, hint, strength, percents, cache),

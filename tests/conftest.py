@@ -17,6 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from comfy_host import COMFY_DIR, MODELS_CACHE, REPO, InProcessComfy  # noqa: E402
 from graphs import TINY_CKPT  # noqa: E402
+from servers import guarded_server  # noqa: E402, F401 - the reliability tests' server, defined here once
 
 from hierafash_core.comfy_server import ComfyServer, prepare_base_directory  # noqa: E402
 from hierafash_core.models.tiny import ensure_tiny_checkpoint  # noqa: E402
@@ -59,6 +60,17 @@ def comfy_server(comfy_base):
     server.start(timeout=180)
     yield server
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The hostile-input tally (tests/hostile.py): how many cases were tried and how each ended."""
+    from hostile import summary_lines
+
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("hostile input")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

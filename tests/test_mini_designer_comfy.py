@@ -161,3 +161,55 @@ def test_built_in_choice_reads_the_built_files_or_says_how_to_build_them(comfy, 
     monkeypatch.setenv("HIERAFASH_MODELS", str(tmp_path / "models"))
     out = comfy.run(graph, outputs=["ks"])
     assert out["ks"][0]["samples"].shape == (1, 4, 24, 16)
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin"])
+def test_loader_refuses_pickles_paths_out_of_the_folders_and_truncated_files(comfy, comfy_base, designer, suffix):
+    """Pickles in the model folders (so listed in the menu), names that climb out, a truncated copy: each refused
+    with why and what to do, and no pickle is ever opened (its unpickling would create the marker file)."""
+    import pickle
+
+    from comfy_host import GraphFailed
+
+    files, _, _ = designer
+    marker = comfy_base / "unpickled"
+    written = []
+    try:
+        for folder, key in (("checkpoints", "checkpoint"), ("controlnet", "pose_controlnet")):
+            trap = comfy_base / "models" / folder / f"trap-{folder}{suffix}"
+            trap.write_bytes(pickle.dumps({"state_dict": _Opener(str(marker))}))
+            written.append(trap)
+            graph = _graph(files, control=False, steps=1)
+            graph["load"]["inputs"][key] = trap.name
+            pickled = rf"{key} .*is a pickle-based file \({suffix}\), which can run code when loaded; HieraFash loads "
+            with pytest.raises(GraphFailed, match=pickled + "safetensors only"):
+                comfy.run(graph, outputs=["pos"])
+            for outside in (f"../{folder}/{files.checkpoint.name}", str(files.checkpoint), f"..\\{trap.name}"):
+                graph["load"]["inputs"][key] = outside
+                refused = rf"{key}=.*a path outside ComfyUI's {folder} folders .*copy the file into models/{folder} "
+                with pytest.raises(GraphFailed, match=refused + "and pick it from the list"):
+                    comfy.run(graph, outputs=["pos"])
+        cut = comfy_base / "models" / "checkpoints" / f"cut-{suffix[1:]}.safetensors"
+        data = files.checkpoint.read_bytes()
+        cut.write_bytes(data[: len(data) // 2])
+        written.append(cut)
+        graph = _graph(files, control=False, steps=1)
+        graph["load"]["inputs"]["checkpoint"] = cut.name
+        with pytest.raises(
+            GraphFailed, match=r"is not a readable safetensors file .*truncated download.*copy it again"
+        ):
+            comfy.run(graph, outputs=["pos"])
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+    assert not marker.exists(), "a pickle was unpickled"
+
+
+class _Opener:
+    """Unpickling this creates ``path``: the marker that says a pickle was loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

@@ -43,11 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hierafash: interrupted; finished outputs were kept", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+    except (CLIError, ValueError, OSError) as exc:  # OSError: missing files, permissions, names too long...
         if args.debug:
             raise
-        print(f"hierafash {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hierafash {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The error's message, a file name in it cut to ``limit`` characters (a 5,000-character name is no help)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        name = str(exc.filename)
+        shown = name if len(name) <= limit else f"{name[:limit]}... ({len(name)} characters)"
+        return f"{exc.strerror}: {shown!r}"
+    return str(exc)
 
 
 if __name__ == "__main__":

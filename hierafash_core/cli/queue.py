@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..api_client import ComfyAPIError, PromptRejected
@@ -47,8 +48,8 @@ def _progress_printer():
 def run(args: argparse.Namespace) -> int:
     from ..queue import run_workflow
 
-    if args.timeout <= 0:
-        raise CLIError(f"--timeout={args.timeout}: must be positive (seconds)")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise CLIError(f"--timeout={args.timeout}: must be a positive number of seconds")
     try:
         result = run_workflow(args.server, args.workflow, args.sets, out_dir=args.out, timeout=args.timeout,
                               on_progress=_progress_printer())  # fmt: skip

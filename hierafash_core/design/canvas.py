@@ -115,6 +115,9 @@ def fit_image(image: torch.Tensor, fit: CanvasFit, pad: float = 1.0) -> torch.Te
     return out
 
 
+FAR_OUTSIDE = 10  # a keypoint more than this many photo sizes away is not a point of that photo
+
+
 def fit_pose(
     pose_keypoint: Any, canvas: tuple[int, int], fit: str = "contain", person_index: int = 0
 ) -> tuple[torch.Tensor, list[dict], CanvasFit]:
@@ -135,6 +138,8 @@ def fit_pose(
             no person, bad layout.
     """
     frames = pose_keypoint if isinstance(pose_keypoint, list) else [pose_keypoint]
+    if not frames:
+        raise ValueError("pose_keypoint: an empty list, no frame to place; connect PoseDetect or PoseKeypointFromJSON")
     fits, moved = [], []
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or not frame.get("canvas_width") or not frame.get("canvas_height"):
@@ -144,6 +149,14 @@ def fit_pose(
             )
         people = people_from_pose_keypoint([frame], name=f"pose_keypoint[{i}]")
         person = select_person(people, person_index)  # (1, 18, 3) in photo pixels
+        size = max(int(frame["canvas_height"]), int(frame["canvas_width"]))
+        seen = person[0, :, 2] > 0
+        far = person[0, :, :2][seen].abs().max() if seen.any() else 0.0
+        if far > FAR_OUTSIDE * size:  # pixels of another photo, or garbage: nothing sensible to draw
+            raise ValueError(
+                f"pose_keypoint[{i}]: keypoints lie up to {float(far):.3g} px from the corner of its "
+                f"{frame['canvas_width']}x{frame['canvas_height']} photo; give the points in that photo's pixels"
+            )
         f = canvas_fit((int(frame["canvas_height"]), int(frame["canvas_width"])), canvas, fit)
         fits.append(f)
         moved.append(f.points(person)[0])

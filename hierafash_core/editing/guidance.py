@@ -138,6 +138,9 @@ def guidance_update(
         max_rms: (B,) the largest RMS the update may have per item (None: no cap).
     """
     view = (-1, *([1] * (grad.ndim - 1)))
+    # TODO(evidence): in float16, clamp_min(1e-20) rounds to 0, and a mask covering the whole latent
+    # (loss and gradient 0) gave 0 / 0 = NaN; GradientGuidedEdit runs edits in float32, so only direct
+    # callers with half tensors meet it. Next step: compute length and rms in float32.
     length = weight * 2 * loss / grad.square().flatten(1).sum(dim=1).clamp_min(1e-20)  # (B,)
     update = length.view(view) * grad
     if max_rms is None:

@@ -166,6 +166,9 @@ def load_classifier(path: str | Path) -> tuple[AttributeClassifier, dict]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from ..model_files import check_safetensors
+
+    check_safetensors(Path(path), "attribute classifier")
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata() or {}
     if meta.get("format") != FORMAT:

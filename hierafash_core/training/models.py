@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..model_files import check_safetensors, check_weights_folder
 from ..models.ldm_keys import unet_from_ldm, unet_to_ldm
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,12 @@ def load_base(
             "(models are never downloaded)"
         )
     if path.suffix.lower() != ".safetensors":
-        raise ValueError(f"base={path.name}: only .safetensors checkpoints are read (no pickled .ckpt/.bin files)")
+        raise ValueError(
+            f"base={path.name}: only .safetensors checkpoints are read (a pickled .ckpt/.bin file can run code "
+            "when loaded); convert it once in a trusted environment (load it and save it with "
+            "safetensors.torch.save_file) or use the model's .safetensors release"
+        )
+    check_safetensors(path, "base")  # a truncated or corrupt file is named as such
     return _load_single_file(path, tokenizer, layout)
 
 
@@ -209,12 +215,16 @@ def _load_diffusers_folder(path: Path, tokenizer: str | os.PathLike | None) -> B
     for sub in ("unet", "text_encoder", "vae", "scheduler"):
         if not (path / sub).is_dir():
             raise FileNotFoundError(f"base={path} is not a diffusers model folder: {sub}/ is missing")
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
-    text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", local_files_only=True)
+    for sub in ("unet", "text_encoder", "vae"):
+        check_weights_folder(path / sub, f"base {sub}")
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True, use_safetensors=True)
+    text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", local_files_only=True, use_safetensors=True)
     vae_class = read_json(path / "vae" / "config.json").get("_class_name", "AutoencoderKL")
     if vae_class not in ("AutoencoderKL", "AutoencoderTiny"):
         raise ValueError(f"base={path}: VAE class {vae_class} is not supported; use AutoencoderKL or AutoencoderTiny")
-    vae = getattr(diffusers, vae_class).from_pretrained(path, subfolder="vae", local_files_only=True)
+    vae = getattr(diffusers, vae_class).from_pretrained(
+        path, subfolder="vae", local_files_only=True, use_safetensors=True
+    )
     scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler", local_files_only=True)
     tok = load_tokenizer(tokenizer, path)
     scale = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..model_files import check_safetensors, check_weights_folder
 from .config import TrainConfig
 from .export import save_controlnet_ldm, save_lora_comfy, save_unet_ldm
 from .models import BaseModel, read_json
@@ -70,7 +71,10 @@ class Trainable:
             return ControlNetModel.from_unet(self.base.unet)  # the paper: a copy of the base UNet's encoder
         path = Path(init)
         if path.is_dir():
-            return ControlNetModel.from_pretrained(path, local_files_only=True)
+            check_weights_folder(path, "controlnet_init")
+            return ControlNetModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+        if path.is_file():
+            check_safetensors(path, "controlnet_init")  # a pickle is refused with the reason first
         raise ValueError(
             f"controlnet_init={init}: give a diffusers ControlNet folder (config.json and weights) "
             "or leave it unset to start from the base UNet"
