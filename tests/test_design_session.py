@@ -273,6 +273,7 @@ def test_demo_runs_on_the_built_in_mini_designer(tmp_path, mini_test_designer, c
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "finished" and record["models"]["checkpoint"] == "built-in"
     assert record["models"]["mini_designer"] == str(models / "mini-designer")
+    assert "cameraman" in record["pose_source"] and record["photo_source"] is None
     assert [s["key"] for s in record["stages"]] == ["pose", "draft", "edit1", "edit2", "edit3", "edit4"]
     assert [s["edit"]["attribute"] for s in record["stages"][2:]] == [
         "sleeve length", "clothing length", "collar", "hem"]  # fmt: skip

@@ -279,7 +279,8 @@ def run_design(args: argparse.Namespace) -> int:
         if base is not None and not path.is_absolute() and not path.exists():
             path = base / path
         pose_json = _pose_text(path)
-    return run_session_command(args, settings, photo, pose_json, concepts, attributes, edits)
+    source = None if photo else path.name
+    return run_session_command(args, settings, photo, pose_json, concepts, attributes, edits, source)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -155,7 +155,8 @@ def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bo
 
 
 def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] | None,
-                        pose_json: str | None, concepts: dict, attributes: dict, edits: list) -> int:  # fmt: skip
+                        pose_json: str | None, concepts: dict, attributes: dict, edits: list,
+                        pose_source: str | None = None) -> int:  # fmt: skip
     from ..api_client import ComfyAPIError, ComfyClient
     from ..comfy_server import find_comfyui
     from ..design.host import accelerator, private_server, upload_photo
@@ -184,7 +185,8 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         try:
             result = run_session(spec, url, out, stage_timeout=args.timeout, on_event=Progress(),
                                  record_extra={**extra, "photo_source": photo[1] if photo else None,
-                                               "models": models_entry}, sheet_note=note)  # fmt: skip
+                                               "pose_source": pose_source, "models": models_entry},
+                                 sheet_note=note)  # fmt: skip
         except DesignInterrupted as stop:
             rec = stop.record
             done = [s["key"] for s in rec["stages"] if s["status"] == "done"]

@@ -165,7 +165,8 @@ def _sheet(out_dir: Path, graph: DesignGraph, record: dict, note: str) -> str | 
         photo.paste(pose, (0, 0), skeleton_mask)
         pose = photo
     source = record.get("photo_source") or spec.photo
-    panels.append(Panel(pose, "Pose", f"from {source}" if spec.photo else "from the pose file"))
+    pose_label = f"from {source}" if spec.photo else f"from {record.get('pose_source') or 'the pose file'}"
+    panels.append(Panel(pose, "Pose", pose_label))
     draft_caption = spec.prompt().caption()
     panels.append(Panel(Image.open(out_dir / "draft.png"), "Draft", draft_caption))
     for stage in graph.stages[2:]:
