@@ -136,7 +136,9 @@ class ComfyClient:
         except ValueError:
             port = 0
         if port == 0 or not parsed.hostname:
-            raise ValueError(f"server={self.url!r}: give a host and a port from 1 to 65535, e.g. http://127.0.0.1:8188")
+            raise ValueError(
+                f"server={self.url!r}: give a host and a port from 1 to 65535, e.g. http://127.0.0.1:8188"
+            )
         self.url = self.url.rstrip("/")
         self.client_id = self.client_id or uuid.uuid4().hex
 

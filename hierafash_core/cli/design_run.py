@@ -68,7 +68,7 @@ def check_extra_model_paths(path: Path) -> None:
                        ) from None  # fmt: skip
     if not isinstance(config, dict):
         raise CLIError(f"--extra-model-paths {path}: not a mapping of named folders as in ComfyUI's "
-                       "extra_model_paths.yaml (e.g. 'mine: {base_path: /models, checkpoints: checkpoints}')")  # fmt: skip
+                       "extra_model_paths.yaml (e.g. 'mine: {base_path: /models, checkpoints: ckpts}')")  # fmt: skip
 
 
 # -- running --------------------------------------------------------------------------------------------
