@@ -62,6 +62,12 @@ def _check_paths(config) -> None:
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--output-dir {out}: is a file, not a folder; give a folder path (it is created if missing)")
+    if config.layout is not None:
+        from ..training.models import shipped_layouts
+
+        if config.layout not in shipped_layouts():
+            raise CLIError(f"--layout {config.layout!r}: use one of {', '.join(shipped_layouts())}, or leave it out "
+                           "to detect the layout from the checkpoint")  # fmt: skip
     if config.resume:
         find_checkpoint(out, config.resume)  # 'latest' with none saved, or a folder without state.json
 
