@@ -210,7 +210,7 @@ REFUSALS = {
         ["not a readable safetensors file"],
     ),
     "parse out is a file": (["parse", "person.png", "-a", "collar", "--out", "afile"], ["--out afile: is a file"]),
-    "parse photo is a folder": (["parse", "adir", "-a", "collar"], ["photo 'adir': is a folder"]),
+    "parse photo is a folder": (["parse", "adir", "-a", "collar"], ["photo adir: is a folder"]),
     "parse keypoints folder": (["parse", "person.png", "-a", "collar", "--keypoints", "adir"], ["adir: is a folder"]),
     "parse category": (["parse", "person.png", "-a", "collar", "--category", "Dres"], ["closest: Dress"]),
     "parse feather": (["parse", "person.png", "-a", "collar", "--feather", "-0.5"], ["--feather -0.5"]),

@@ -55,9 +55,9 @@ def load_image(path: Path, what: str = "photo") -> torch.Tensor:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if path.is_dir():
-        raise CLIError(f"{what} {str(path)!r}: is a folder; give an image file (PNG, JPEG, WebP)")
+        raise CLIError(f"{what} {path}: is a folder; give an image file (PNG, JPEG, WebP)")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r}: no such file")
+        raise FileNotFoundError(f"{what} {path}: no such file")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
