@@ -131,6 +131,14 @@ class ComfyClient:
         parsed = urllib.parse.urlparse(self.url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"server={self.url!r} is not an http(s) URL; use e.g. http://127.0.0.1:8188")
+        try:
+            port = parsed.port  # ValueError for a port beyond 65535 or not a number
+        except ValueError:
+            port = 0
+        if port == 0 or not parsed.hostname:
+            raise ValueError(
+                f"server={self.url!r}: give a host and a port from 1 to 65535, e.g. http://127.0.0.1:8188"
+            )
         self.url = self.url.rstrip("/")
         self.client_id = self.client_id or uuid.uuid4().hex
 

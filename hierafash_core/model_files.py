@@ -147,6 +147,8 @@ def resolve_model(
     given = Path(name)
     if given.is_file():
         return check_safetensors(given.resolve(), kind)
+    if given.is_dir():
+        raise ValueError(f"{kind} {str(name)!r} is a folder; give a .safetensors file (a path or a file name)")
     text = str(name)
     if given.is_absolute() or ".." in given.parts:
         raise FileNotFoundError(f"{kind} {text!r} does not exist")

@@ -104,6 +104,8 @@ def load_workflow(path: str | Path, client: ComfyClient | None = None) -> dict:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"workflow {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"workflow {str(p)!r} is a folder; give a workflow JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"workflow {str(p)!r} is not JSON ({exc}); export it with 'Save (API Format)'") from None
     if isinstance(data, dict) and "nodes" in data and "links" in data:

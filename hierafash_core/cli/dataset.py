@@ -47,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from ..dataset import check_dataset
+    from . import CLIError
 
+    if args.min_size < 1:
+        raise CLIError(f"--min-size {args.min_size}: must be at least 1 pixel (default 64)")
     report = check_dataset(args.dir, min_size=args.min_size)
     for problem in report.problems:
         print(problem)

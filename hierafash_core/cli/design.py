@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +216,8 @@ def _attributes(items: list, allow_free_text: bool, category: str | None) -> dic
 def _pose_text(path: Path) -> str:
     from ..pose.openpose_json import people_from_pose_keypoint
 
+    if path.is_dir():
+        raise CLIError(f"--pose {path}: is a folder; give an OpenPose JSON file")
     if not path.is_file():
         raise FileNotFoundError(f"--pose {path}: no such file")
     try:
@@ -268,6 +269,8 @@ def run_design(args: argparse.Namespace) -> int:
         path = Path(photo_path)
         if base is not None and not path.is_absolute() and not path.exists():
             path = base / path
+        if path.is_dir():
+            raise CLIError(f"photo {str(path)!r}: is a folder; give an image file (PNG, JPEG, WebP)")
         if not path.is_file():
             raise FileNotFoundError(f"photo {str(path)!r}: no such file")
         try:
@@ -280,7 +283,7 @@ def run_design(args: argparse.Namespace) -> int:
             path = base / path
         pose_json = _pose_text(path)
     source = None if photo else path.name
-    return run_session_command(args, settings, photo, pose_json, concepts, attributes, edits, source)
+    return run_session_command(args, settings, photo, pose_json, concepts, attributes, edits, pose_source=source)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -304,16 +307,15 @@ def run_demo(args: argparse.Namespace) -> int:
         keypoints = place(POSES_BY_NAME[MINI_DEMO_POSE].keypoints, MINI_SIZE)
         pose_json = json.dumps(openpose_json(keypoints, MINI_SIZE))
         edits = [Edit.parse(e, category) for e in MINI_DEMO_EDITS]
-        print("demo: the built-in mini designer; the pose measured on scikit-image's cameraman photo (held out of "
-              "its training) -> draft -> edits: " + ", ".join(MINI_DEMO_EDITS), file=sys.stderr)  # fmt: skip
-        return run_session_command(
-            args, settings, None, pose_json, dict(EXAMPLE_CONCEPTS), dict(MINI_DEMO_ATTRIBUTES), edits
-        )
+        banner = ("demo: the built-in mini designer; the pose measured on scikit-image's cameraman photo (held out "
+                  "of its training) -> draft -> edits: " + ", ".join(MINI_DEMO_EDITS))  # fmt: skip
+        source = "the cameraman photo (pose bank, held out)"
+        return run_session_command(args, settings, None, pose_json, dict(EXAMPLE_CONCEPTS),
+                                   dict(MINI_DEMO_ATTRIBUTES), edits, pose_source=source, banner=banner)  # fmt: skip
     settings.setdefault("width", DEMO_SIZE[0])
     settings.setdefault("height", DEMO_SIZE[1])
     settings.setdefault("steps", DEMO_STEPS)
-    print("demo: scikit-image's cameraman photo -> pose -> draft -> edits: "
-          + ", ".join(EXAMPLE_EDITS), file=sys.stderr)  # fmt: skip
+    banner = "demo: scikit-image's cameraman photo -> pose -> draft -> edits: " + ", ".join(EXAMPLE_EDITS)
     edits = [Edit.parse(e, category) for e in EXAMPLE_EDITS]
     photo = (photo_png(array=skimage.data.camera()), "skimage.data.camera()")
-    return run_session_command(args, settings, photo, None, dict(EXAMPLE_CONCEPTS), {}, edits)
+    return run_session_command(args, settings, photo, None, dict(EXAMPLE_CONCEPTS), {}, edits, banner=banner)

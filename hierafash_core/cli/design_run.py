@@ -8,6 +8,7 @@ on the server the user named, with one progress line per stage on stderr.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import tempfile
@@ -49,6 +50,25 @@ def check_out_dir(out: Path) -> None:
         raise CLIError(
             f"--out {out}: cannot write there ({reason}); choose a folder you can write to, or fix its permissions"
         ) from None
+
+
+def check_extra_model_paths(path: Path) -> None:
+    """An --extra-model-paths file exists and is a YAML mapping (ComfyUI's extra_model_paths.yaml format)."""
+    import yaml
+
+    if path.is_dir():
+        raise CLIError(f"--extra-model-paths {path}: is a folder; give an extra_model_paths.yaml file")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CLIError(f"--extra-model-paths {path}: no such file; give an existing extra_model_paths.yaml") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CLIError(f"--extra-model-paths {path}: cannot read it as YAML ({reason}); fix or leave out the file"
+                       ) from None  # fmt: skip
+    if not isinstance(config, dict):
+        raise CLIError(f"--extra-model-paths {path}: not a mapping of named folders as in ComfyUI's "
+                       "extra_model_paths.yaml (e.g. 'mine: {base_path: /models, checkpoints: ckpts}')")  # fmt: skip
 
 
 # -- running --------------------------------------------------------------------------------------------
@@ -154,15 +174,32 @@ def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bo
     return entry, test_model
 
 
+def _check_server_samplers(url: str, info: dict, spec_kwargs: dict) -> None:
+    """The draft's sampler and scheduler are among the server's own (an older ComfyUI may lack one)."""
+    from ..design.host import server_choices
+    from ..design.spec import DesignSpec
+
+    for key, name in (("sampler", "sampler_name"), ("scheduler", "scheduler")):
+        value = spec_kwargs.get(key) or getattr(DesignSpec, key)
+        choices = server_choices(info, "HieraFash_StagedKSampler", name)
+        if choices and value not in choices:
+            raise CLIError(f"--{key} {value!r}: the ComfyUI at {url} has no such {key}; use one of "
+                           f"{', '.join(choices)}")  # fmt: skip
+
+
 def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[bytes, str] | None,
                         pose_json: str | None, concepts: dict, attributes: dict, edits: list,
-                        pose_source: str | None = None) -> int:  # fmt: skip
+                        pose_source: str | None = None, banner: str | None = None) -> int:  # fmt: skip
     from ..api_client import ComfyAPIError, ComfyClient
     from ..comfy_server import find_comfyui
     from ..design.host import accelerator, private_server, upload_photo
     from ..design.session import DesignError, DesignInterrupted, run_session
     from ..design.spec import DesignSpec
 
+    if not math.isfinite(args.timeout) or args.timeout < 1:
+        raise CLIError(f"--timeout {args.timeout}: must be at least 1 second per stage (default 1800)")
+    for yaml_path in args.extra_model_paths:
+        check_extra_model_paths(Path(yaml_path))
     out = Path(settings.pop("out", None) or args.out)
     check_out_dir(out)
     spec_kwargs = {k: v for k, v in settings.items() if k not in ("photo", "pose", "concepts", "attributes", "edits")}
@@ -173,12 +210,19 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
     checkpoint = spec_kwargs.get("checkpoint") or "x"
     DesignSpec(photo="photo.png" if photo else None, pose_json=pose_json, **{**spec_kwargs, "checkpoint": checkpoint})
     extra = {"argv": sys.argv[1:]}
+    if banner:  # said once the settings are known to be good, so an error stays the only line
+        print(banner, file=sys.stderr)
 
-    def go(url: str, models_entry: dict, test_model: bool) -> int:
+    def go(url: str, models_entry: dict, test_model: bool, log: Path | None = None, server_info=None) -> int:
         for notice in NOTICES:
             print(notice, file=sys.stderr)
         NOTICES.clear()
         client = ComfyClient(url, timeout=60)
+        try:
+            info = server_info if server_info is not None else client.object_info()
+        except ComfyAPIError as exc:
+            raise CLIError(f"ComfyUI at {url} did not list its nodes: {exc}") from None
+        _check_server_samplers(url, info, spec_kwargs)
         name = upload_photo(client, photo[0], photo[1]) if photo else None
         spec = DesignSpec(photo=name, pose_json=pose_json, **spec_kwargs)
         note = TEST_MODEL_NOTE if test_model else ""
@@ -194,7 +238,8 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
                   f"{'; record: ' + str(out / 'run.json') if done else ''}", file=sys.stderr)  # fmt: skip
             return 130
         except DesignError as exc:
-            raise CLIError(str(exc)) from None
+            where = f" at {log}" if log is not None else f" of the server at {url}"
+            raise CLIError(str(exc).replace("see the ComfyUI log", "see the ComfyUI log" + where)) from None
         rec = result.record
         print(f"wrote {out}: {', '.join(s['key'] for s in rec['stages'])} in {rec['seconds']:.0f} s; "
               f"contact sheet {out / rec['contact_sheet']}, record {out / 'run.json'}")  # fmt: skip
@@ -228,7 +273,7 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
             spec_kwargs["checkpoint"] = settings["checkpoint"]
             if settings.get("controlnet"):
                 spec_kwargs["controlnet"] = settings["controlnet"]
-            return go(args.server, entry, test_model)
+            return go(args.server, entry, test_model, server_info=info)
         comfyui = find_comfyui(args.comfyui)
         models, entry, test_model = _resolve_models(settings, comfyui, args.extra_model_paths)
         spec_kwargs["checkpoint"] = settings["checkpoint"]
@@ -237,8 +282,9 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         device = "cpu" if args.cpu else (accelerator() or "cpu")
         entry["device"] = device
         try:
-            with private_server(comfyui, models, keep_log=out / "comfyui.log", cpu=device == "cpu") as server:
-                return go(server.url, entry, test_model)
+            log = out / "comfyui.log"
+            with private_server(comfyui, models, keep_log=log, cpu=device == "cpu") as server:
+                return go(server.url, entry, test_model, log)
         except (RuntimeError, TimeoutError) as exc:
             raise CLIError(f"ComfyUI did not start: {exc}") from None
     except KeyboardInterrupt:

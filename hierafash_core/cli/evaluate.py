@@ -60,7 +60,21 @@ def _command(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse bad options before the classifier's images are drawn (minutes of work)."""
+    from .design_run import check_out_dir
+
+    for name in ("cases", "steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name} {value}: must be at least 1 (or leave it out for the --size default)")
+    if args.threads < 0:
+        raise CLIError(f"--threads {args.threads}: give a number of threads of at least 1, or 0 for torch's choice")
+    check_out_dir(Path(args.out))
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_args(args)
     import torch
 
     from ..evaluation.classifier import ClassifierTrainConfig, ensure_classifier
@@ -73,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cases, steps, groups, seeds, cl_images, cl_steps, held_out, sheet_drafts, sheet_chains = SIZES[args.size]
     config = EvalConfig(
-        cases=args.cases or cases,
-        steps=args.steps or steps,
+        cases=cases if args.cases is None else args.cases,
+        steps=steps if args.steps is None else args.steps,
         cfg=args.cfg,
         seed=args.seed,
         diversity_groups=groups,

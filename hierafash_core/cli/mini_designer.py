@@ -34,13 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..mini.build import build_mini_designer, check_expected, record_expected
     from ..mini.files import MiniDesignerFiles
+    from ..mini.recipe import Recipe
 
+    # Checked before the build starts (about an hour with the default recipe).
     files = MiniDesignerFiles.in_folder(args.out)
+    work = Path(args.work) if args.work else files.folder.parent / f"{files.folder.name}-build"
+    for flag, folder in (("--out", files.folder), ("--work", work)):
+        if folder.exists() and not folder.is_dir():
+            raise CLIError(f"{flag} {folder}: is a file, not a folder; give a folder path (it is created if missing)")
+    recipe = Recipe.load(args.recipe)
     manifest = build_mini_designer(
         files.folder,
-        args.recipe,
+        recipe,
         work=args.work,
         report=lambda line: print(line, flush=True),
         keep_work=not args.no_keep_work,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from . import CLIError
+from .design_run import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_image(path: Path) -> torch.Tensor:
+def load_image(path: Path, what: str = "photo") -> torch.Tensor:
     """A photo as (1, C, H, W) float in [0, 1]: C = 1 (grayscale), 3 (RGB) or 4 (with transparency)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if path.is_dir():
+        raise CLIError(f"{what} {path}: is a folder; give an image file (PNG, JPEG, WebP)")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise FileNotFoundError(f"{what} {path}: no such file")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
@@ -84,17 +87,27 @@ def _save_png(array: np.ndarray, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..masks.build import _check_margin
     from ..masks.geometry import MissingKeypointsError
     from ..masks.parse import parse_image
+    from ..masks.regions import normalize_category
     from ..pose.detect import PoseDetectorUnavailable
     from ..pose.openpose_json import tensor_to_pose_keypoint
 
+    # Every setting is checked before the photo is read and a pose detected (which takes seconds).
+    attributes = _attributes(args.attribute)
+    normalize_category(args.category)
+    for name in ("grow", "feather", "person_margin", "refine_margin"):
+        value = _check_margin(name, getattr(args, name))
+        if name == "feather" and value < 0:
+            raise CLIError(f"--feather {value}: must be 0 (a hard edge) or more")
     photo = Path(args.photo)
     image = load_image(photo)
-    attributes = _attributes(args.attribute)
     keypoints = None
     if args.keypoints:
         path = Path(args.keypoints)
+        if path.is_dir():
+            raise CLIError(f"--keypoints {path}: is a folder; give an OpenPose JSON file")
         if not path.is_file():
             raise FileNotFoundError(f"--keypoints {path}: no such file")
         try:
@@ -103,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--keypoints {path}: not valid JSON ({exc})") from None
     refine = None
     if args.refine_mask:
-        refine = load_image(Path(args.refine_mask))
+        refine = load_image(Path(args.refine_mask), "--refine-mask")
         refine = refine[:, :1] if refine.shape[1] in (1, 2) else refine[:, :3].mean(dim=1, keepdim=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)  # before the pose is detected; made only once the inputs are read
     stem = photo.stem
     detector = None
     if args.openpose_weights:

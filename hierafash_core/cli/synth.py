@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "parse maps, in the HieraFash dataset format (docs/dataset-format.md; details in docs/synth.md).",
     )
     p.add_argument("--out", required=True, help="output folder (new or empty, or use --force)")
-    p.add_argument("--count", type=int, required=True, help="number of records")
+    p.add_argument("--count", type=int, required=True, help="number of records (1 to 1,000,000)")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files (default 0)")
     p.add_argument("--size", default="128x192", help="image WIDTHxHEIGHT in pixels (default 128x192)")
     p.add_argument(

@@ -52,12 +52,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
+def _check_paths(config) -> None:
+    """Files and folders the run needs, checked before any model is loaded (which takes a while)."""
+    from pathlib import Path
+
+    from ..training.checkpoint import find_checkpoint
+    from . import CLIError
+
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--output-dir {out}: is a file, not a folder; give a folder path (it is created if missing)")
+    if config.layout is not None:
+        from ..training.models import shipped_layouts
+
+        if config.layout not in shipped_layouts():
+            raise CLIError(f"--layout {config.layout!r}: use one of {', '.join(shipped_layouts())}, or leave it out "
+                           "to detect the layout from the checkpoint")  # fmt: skip
+    if config.resume:
+        find_checkpoint(out, config.resume)  # 'latest' with none saved, or a folder without state.json
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..training import TrainConfig, train
 
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    _check_paths(config.validate())
     result = train(config)
     if result.rank == 0:
         loss = "n/a" if result.loss is None else f"{result.loss:.5f}"

@@ -72,7 +72,7 @@ def pack_pose_detector() -> PoseDetector:
         )
 
     def detect(image: Image.Image) -> np.ndarray | None:
-        rgb = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0
+        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0  # writable
         try:
             keypoints, _, _ = detect_pose(rgb)
         except NoPersonFound:
@@ -293,6 +293,10 @@ def import_csv(
     images, table = Path(images), Path(table)
     if not images.is_dir():
         raise FileNotFoundError(f"images={images} is not a folder; give the folder the CSV's image names refer to")
+    if table.is_dir():
+        raise ValueError(f"csv={table} is a folder; give the CSV file of caption fields")
+    if not table.is_file():
+        raise FileNotFoundError(f"csv={table} does not exist; give the CSV file of caption fields")
     with table.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
         columns = [c.strip() for c in (rows[0].keys() if rows else [])]

@@ -72,6 +72,11 @@ def preview_grid(
     Returns:
         the path written (PNG).
     """
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"out={out} is a folder; give an image file path, e.g. {out / 'preview.png'}")
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"out={out}: give a file name ending in an image type, e.g. .png")
     if count < 1:
         raise ValueError(f"count={count}: must be at least 1")
     if columns < 1:

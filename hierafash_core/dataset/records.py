@@ -146,6 +146,8 @@ def record_from_json(obj: object, line: int = 0) -> Record:
 def records_path(root: str | os.PathLike) -> Path:
     """``root/records.jsonl``, or a clear error when ``root`` is not a dataset folder."""
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"dataset folder {root} is a file; give the folder holding {RECORDS_FILE}")
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist; give a folder holding {RECORDS_FILE}")
     path = root / RECORDS_FILE

@@ -56,7 +56,7 @@ def private_server(
     """A headless ComfyUI on 127.0.0.1 with this pack and ``models`` (``{"checkpoints/x.safetensors": path}``).
 
     ``cpu``: None runs on the GPU when torch sees one, else on the CPU. The server's log is copied to
-    ``keep_log`` when it fails to start, so the message can point at it.
+    ``keep_log`` when it fails to start or the work inside fails, so the message can point at it.
 
     Raises:
         RuntimeError, TimeoutError: the server exited or did not answer while starting.
@@ -73,7 +73,12 @@ def private_server(
                     shutil.copyfile(server.log_path, keep_log)
                     raise RuntimeError(f"{str(exc).splitlines()[0]} (log copied to {keep_log})") from None
                 raise
-            yield server
+            try:
+                yield server
+            except BaseException:
+                if keep_log is not None and server.log_path and Path(server.log_path).is_file():
+                    shutil.copyfile(server.log_path, keep_log)
+                raise
         finally:
             server.stop()
 

@@ -109,6 +109,8 @@ def _failure_message(graph: DesignGraph, stage: Stage, exc: Exception, photo: st
                 title = node.get("_meta", {}).get("title", kind)
                 return f"{stage.title}: node {node_id} ({title}, {kind}) failed: {data.get('exception_type')}: {text}"
         return f"{stage.title}: {_one_line(exc)}"
+    if isinstance(exc, DesignError):  # already says its stage
+        return _one_line(exc)
     if isinstance(exc, PromptRejected):
         return f"{stage.title}: ComfyUI refused the graph: {_one_line(exc)}"
     return f"{stage.title}: {_one_line(exc)}"

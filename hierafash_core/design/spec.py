@@ -51,6 +51,23 @@ DEFAULT_NEGATIVE = "lowres, blurry, deformed body, extra limbs, cropped, waterma
 EDIT_MODES = ("both", "blend", "guide")
 EDIT_SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m")
 GRADIENT_PATHS = ("clean estimate", "through the model")
+# The draft's sampler and scheduler names as ComfyUI 0.3.75 lists them (comfy.samplers.KSampler.SAMPLERS
+# and SCHEDULERS; the core never imports ComfyUI). They are checked here, before a server starts; the
+# CLI then checks the server's own lists (its object_info) before the first stage is queued, so an
+# older ComfyUI that lacks a name is refused too. TODO(evidence): a name only a newer ComfyUI has is
+# refused here; next step: let a --server's object_info widen these lists before the spec is checked.
+SAMPLERS = (
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+    "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
+    "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm",
+    "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
+    "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
+    "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2",
+)  # fmt: skip
+SCHEDULERS = ("simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic",
+              "kl_optimal")  # fmt: skip
+SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed widgets take 0 .. 2**64 - 1
 # The checkpoint name that means the pack's built-in mini designer (docs/mini-designer.md), loaded by
 # MiniDesignerLoader with its own text encoder, autoencoder and pose ControlNet, at its one size.
 MINI_DESIGNER = "built-in"
@@ -169,6 +186,11 @@ class DesignSpec:
         for name, value, low in (("steps", self.steps, 1), ("seed", self.seed, 0)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name}={value!r}: must be a whole number, at least {low}")
+        if self.seed > SEED_MAX:
+            raise ValueError(f"seed={self.seed}: at most {SEED_MAX} (2**64 - 1), ComfyUI's largest seed")
+        for name, value, names in (("sampler", self.sampler, SAMPLERS), ("scheduler", self.scheduler, SCHEDULERS)):
+            if value not in names:
+                raise ValueError(f"{name}={value!r}: not a ComfyUI {name}; use one of {', '.join(names)}")
         if self.steps > 1000:
             raise ValueError(f"steps={self.steps}: at most 1000")
         if not 0 <= self.cfg <= 100:
@@ -276,6 +298,8 @@ def load_design_file(path: str | Path) -> dict[str, Any]:
         FileNotFoundError, ValueError: missing file, not JSON/YAML, not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"design file {str(p)!r} is a folder; give a JSON or YAML design file")
     if not p.is_file():
         raise FileNotFoundError(f"design file {str(p)!r} does not exist")
     try:

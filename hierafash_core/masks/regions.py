@@ -103,7 +103,7 @@ def normalize_category(category: str | None) -> str:
     try:
         return normalize_value("category", category)
     except ValueError as exc:
-        raise ValueError(f"category={category!r}: {exc}; or use 'auto'") from None
+        raise ValueError(f"{exc}; or use 'auto'") from None  # the message already names category and value
 
 
 def resolve_category(body: Body, category: str) -> str:

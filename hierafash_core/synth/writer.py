@@ -32,6 +32,7 @@ DATASET_FILES = ("records.jsonl", "dataset.json")
 DATASET_DIRS = ("images", "poses", "parse")
 _OUR_FILE = re.compile(r"^\d{6,}\.(png|json)$")
 MIN_SIDE, MAX_SIDE = 32, 4096
+MAX_COUNT = 1_000_000  # records in one data set (about 10 GB at 128x192; a typo of many zeros stops here)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class SynthConfig:
     def check(self) -> None:
         if not isinstance(self.count, int) or self.count < 1:
             raise ValueError(f"count={self.count!r}: must be a whole number of at least 1")
+        if self.count > MAX_COUNT:
+            raise ValueError(f"count={self.count}: at most {MAX_COUNT:,} records per data set; draw several data "
+                             "sets with different --seed values for more")  # fmt: skip
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r}: must be a whole number of at least 0")
         w, h = self.size
@@ -155,8 +159,14 @@ def prepare_folder(out: Path, force: bool) -> None:
         for name in DATASET_FILES:
             if (out / name).is_file():
                 (out / name).unlink()
-    for name in DATASET_DIRS:
-        (out / name).mkdir(parents=True, exist_ok=True)
+    try:
+        for name in DATASET_DIRS:
+            (out / name).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(
+            f"--out {out}: cannot make the folder there ({reason}); give a folder you can write to"
+        ) from None
 
 
 def write_dataset(
@@ -186,7 +196,9 @@ def write_dataset(
     out = Path(out)
     prepare_folder(out, force)
     start = time.perf_counter()
-    jobs = [(config, str(out), i) for i in range(config.count)]
+    # Jobs are made as they are drawn (a pool takes them in bounded batches): nothing grows with
+    # ``count`` before the first image but the list of finished records.
+    jobs = ((config, str(out), i) for i in range(config.count))
     lines: list[str] = []
     splits = {"train": 0, "test": 0}
     if workers == 1 or config.count < 8:
@@ -200,12 +212,15 @@ def write_dataset(
         # spawn: safe inside hosts that run threads (fork would copy their locks)
         ctx = multiprocessing.get_context("spawn")
         chunk = max(1, min(32, config.count // (workers * 8)))
+        batch = chunk * workers * 16  # Pool.imap reads its whole iterable at once: feed it in batches
         with ctx.Pool(workers) as pool:
-            for i, (line, split) in enumerate(pool.imap(_write_one, jobs, chunksize=chunk)):
-                lines.append(line)
-                splits[split] += 1
-                if callback:
-                    callback(i + 1, config.count)
+            for lo in range(0, config.count, batch):
+                part = [(config, str(out), i) for i in range(lo, min(lo + batch, config.count))]
+                for line, split in pool.imap(_write_one, part, chunksize=chunk):
+                    lines.append(line)
+                    splits[split] += 1
+                    if callback:
+                        callback(len(lines), config.count)
     (out / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     meta = dataset_metadata(config, splits)
     (out / "dataset.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
