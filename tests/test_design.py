@@ -289,3 +289,23 @@ def test_queue_downloads_saved_latents_and_keeps_names_inside_the_folder(tmp_pat
     files = download_outputs(Client(), entry, tmp_path)
     assert sorted(p.name for p in files) == ["14_evil.png", "15_draft_00001_.latent"]
     assert (tmp_path / "15_draft_00001_.latent").read_bytes() == b"hierafash/design/draft_00001_.latent:output"
+
+
+def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monkeypatch):
+    """`design --checkpoint built-in` needs no --width/--height: the mini designer's 128x192 and its
+    evaluated settings become the defaults; what the user gives still wins."""
+    import hierafash_core.cli.design as design
+
+    seen = {}
+
+    def fake_run(args, settings, *rest, **kwargs):
+        seen.update(settings)
+        return 0
+
+    monkeypatch.setattr(design, "run_session_command", fake_run)
+    pose = tmp_path / "pose.json"
+    pose.write_text('{"people": [{"pose_keypoints_2d": [' + ", ".join(["10, 10, 1"] * 18) + "]}], "
+                    '"canvas_width": 128, "canvas_height": 192}')  # fmt: skip
+    assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--steps", "7"]) == 0
+    assert (seen["width"], seen["height"], seen["steps"], seen["cfg"]) == (128, 192, 7, 4.0)
+    assert seen["gradient_path"] == "through the model"

@@ -239,10 +239,13 @@ def _pose_text(path: Path) -> str:
 
 def run_design(args: argparse.Namespace) -> int:
     from ..design.host import photo_png
-    from ..design.spec import Edit
+    from ..design.spec import MINI_DESIGNER, MINI_SIZE, Edit
 
     NOTICES.clear()
     settings, base = _settings(args)
+    if settings.get("checkpoint") == MINI_DESIGNER:  # its one size and the settings it was evaluated with
+        for key, value in {**MINI_DEMO, "width": MINI_SIZE[0], "height": MINI_SIZE[1]}.items():
+            settings.setdefault(key, value)
     allow = bool(settings.get("allow_free_text"))
     photo_path = args.photo or settings.get("photo")
     pose_path = args.pose or settings.get("pose")
