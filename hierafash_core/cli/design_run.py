@@ -234,8 +234,9 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         except DesignInterrupted as stop:
             rec = stop.record
             done = [s["key"] for s in rec["stages"] if s["status"] == "done"]
-            print(f"\nhierafash design: stopped during {rec['stopped_at']}; kept {', '.join(done) or 'nothing'}"
-                  f"{'; record: ' + str(out / 'run.json') if done else ''}", file=sys.stderr)  # fmt: skip
+            print(f"\nhierafash {args.command}: stopped during {rec['stopped_at']}; kept "
+                  f"{', '.join(done) or 'nothing'}{'; record: ' + str(out / 'run.json') if done else ''}",
+                  file=sys.stderr)  # fmt: skip
             return 130
         except DesignError as exc:
             where = f" at {log}" if log is not None else f" of the server at {url}"
@@ -288,7 +289,8 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         except (RuntimeError, TimeoutError) as exc:
             raise CLIError(f"ComfyUI did not start: {exc}") from None
     except KeyboardInterrupt:
-        print("\nhierafash design: stopped before the first stage finished; nothing was written", file=sys.stderr)
+        print(f"\nhierafash {args.command}: stopped before the first stage finished; nothing was written",
+              file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
