@@ -289,8 +289,10 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         except (RuntimeError, TimeoutError) as exc:
             raise CLIError(f"ComfyUI did not start: {exc}") from None
     except KeyboardInterrupt:
-        print(f"\nhierafash {args.command}: stopped before the first stage finished; nothing was written",
-              file=sys.stderr)
+        print(
+            f"\nhierafash {args.command}: stopped before the first stage finished; nothing was written",
+            file=sys.stderr,
+        )
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
