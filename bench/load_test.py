@@ -37,6 +37,9 @@ sys.path.insert(0, str(REPO / "tests"))  # the test fixtures: the tiny ControlNe
 
 from hierafash_core.api_client import ComfyClient  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+from edit_vs_ksampler import proc_status  # noqa: E402 - the same /proc reading as the edit benchmark
+
 TINY_CN = "hierafash-tiny-cn.safetensors"
 POSE_PHOTO = "hierafash_pose_reference.png"
 MiB = 2**20
@@ -90,16 +93,6 @@ def design_graph(seed: int, checkpoint_name: str, steps: int = 2, scale: int = 8
         "inputs": {"samples": [final, 0], "filename_prefix": f"load/seed_{seed}"},
     }
     return graph
-
-
-def proc_memory(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak since the last reset) of a process, in bytes."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
 
 
 def reset_peak(pid: int) -> None:
@@ -167,7 +160,7 @@ def run_load(
         raise RuntimeError(f"the warm-up prompt failed: {warm['status']}")
     wait_idle(client)
     time.sleep(1.0)
-    baseline = proc_memory(pid)["VmRSS"]
+    baseline = proc_status(pid)["VmRSS"]
     log(f"baseline after a warm-up prompt: {baseline / MiB:.0f} MiB resident")
     report: dict = {"prompts": prompts, "clients": clients, "rounds": [], "baseline_rss": baseline, "steps": steps}
     latents: dict[int, object] = {}
@@ -178,9 +171,9 @@ def run_load(
         entries = run_round(url, seeds, clients, checkpoint_name, steps, timeout)
         seconds = time.monotonic() - start
         wait_idle(client)
-        peak = proc_memory(pid)["VmHWM"]
+        peak = proc_status(pid)["VmHWM"]
         time.sleep(1.0)
-        after = proc_memory(pid)["VmRSS"]
+        after = proc_status(pid)["VmRSS"]
         ok = [s for s, e in entries.items() if e["status"].get("status_str") == "success"]
         for seed in ok:
             latents[seed] = read_latent(entries[seed], output_dir)

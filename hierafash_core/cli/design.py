@@ -237,15 +237,22 @@ def _pose_text(path: Path) -> str:
     return json.dumps(frames[:1])
 
 
+def _mini_defaults(settings: dict) -> None:
+    """The built-in mini designer's one size and the settings it was evaluated with, unless given."""
+    from ..design.spec import MINI_SIZE
+
+    for key, value in {**MINI_DEMO, "width": MINI_SIZE[0], "height": MINI_SIZE[1]}.items():
+        settings.setdefault(key, value)
+
+
 def run_design(args: argparse.Namespace) -> int:
     from ..design.host import photo_png
-    from ..design.spec import MINI_DESIGNER, MINI_SIZE, Edit
+    from ..design.spec import MINI_DESIGNER, Edit
 
     NOTICES.clear()
     settings, base = _settings(args)
-    if settings.get("checkpoint") == MINI_DESIGNER:  # its one size and the settings it was evaluated with
-        for key, value in {**MINI_DEMO, "width": MINI_SIZE[0], "height": MINI_SIZE[1]}.items():
-            settings.setdefault(key, value)
+    if settings.get("checkpoint") == MINI_DESIGNER:
+        _mini_defaults(settings)
     allow = bool(settings.get("allow_free_text"))
     photo_path = args.photo or settings.get("photo")
     pose_path = args.pose or settings.get("pose")
@@ -305,8 +312,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if settings["checkpoint"] == MINI_DESIGNER:
         from ..synth.pose_bank import POSES_BY_NAME, openpose_json, place
 
-        for key, value in {**MINI_DEMO, "width": MINI_SIZE[0], "height": MINI_SIZE[1]}.items():
-            settings.setdefault(key, value)
+        _mini_defaults(settings)
         keypoints = place(POSES_BY_NAME[MINI_DEMO_POSE].keypoints, MINI_SIZE)
         pose_json = json.dumps(openpose_json(keypoints, MINI_SIZE))
         edits = [Edit.parse(e, category) for e in MINI_DEMO_EDITS]

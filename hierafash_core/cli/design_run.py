@@ -104,8 +104,8 @@ class Progress:
 
 def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> tuple[dict[str, Path], dict, bool]:
     """Model files for a private server: ({"checkpoints/name": path}, record entry, is the test model)."""
-    from ..design.host import default_models_dir
     from ..design.spec import MINI_DESIGNER
+    from ..mini.paths import models_root
     from ..model_files import resolve_model
     from ..models.tiny import ensure_tiny_checkpoint
 
@@ -114,9 +114,9 @@ def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> t
     if settings.get("checkpoint") == MINI_DESIGNER:
         return {}, {"checkpoint": MINI_DESIGNER, "mini_designer": str(_mini_designer_files()), "test_model": False,
                     "controlnet": None}, False  # fmt: skip
-    test_model = settings.get("checkpoint", TEST_MODEL) in (None, "", TEST_MODEL)
+    test_model = _is_test_model(settings)
     if test_model:
-        path = ensure_tiny_checkpoint(default_models_dir() / "checkpoints")
+        path = ensure_tiny_checkpoint(models_root() / "checkpoints")
     else:
         path = resolve_model(settings["checkpoint"], "checkpoints", comfyui, configs)
     models[f"checkpoints/{path.name}"] = path
@@ -128,6 +128,11 @@ def _resolve_models(settings: dict, comfyui: Path | None, extra: list[str]) -> t
         settings["controlnet"] = cn.name
         entry["controlnet"] = str(cn)
     return models, entry, test_model
+
+
+def _is_test_model(settings: dict) -> bool:
+    """No checkpoint, or ``test-model``: the seeded random test model."""
+    return settings.get("checkpoint") in (None, "", TEST_MODEL)
 
 
 def _mini_designer_files() -> Path:
@@ -156,7 +161,7 @@ def _check_server_models(url: str, info: dict, settings: dict) -> tuple[dict, bo
             raise CLIError(f"--checkpoint built-in: the server at {url} lacks MiniDesignerLoader; update the pack "
                            "there and restart it")  # fmt: skip
         return {"checkpoint": MINI_DESIGNER, "test_model": False, "controlnet": None}, False
-    test_model = settings.get("checkpoint", TEST_MODEL) in (None, "", TEST_MODEL)
+    test_model = _is_test_model(settings)
     if test_model:
         settings["checkpoint"] = DEFAULT_NAME
     for key, node, name, folder in (("checkpoint", "CheckpointLoaderSimple", "ckpt_name", "checkpoints"),

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,11 +23,6 @@ log = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 180.0
-
-
-def default_models_dir() -> Path:
-    """Where the pack keeps models it builds itself (the seeded test checkpoint)."""
-    return Path(os.environ.get("HIERAFASH_MODELS", PACK_ROOT / ".cache" / "models"))
 
 
 def accelerator() -> str | None:
