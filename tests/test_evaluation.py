@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hierafash_core.cli import main as cli_main
-from hierafash_core.evaluation.cases import ATTRIBUTES, held_out_cases
+from hierafash_core.evaluation.cases import ATTRIBUTES, held_out_cases, training_images
 from hierafash_core.evaluation.classifier import HEADS, AttributeClassifier, labels_of
 from hierafash_core.evaluation.metrics import pairwise_distance, palette_adherence, psnr_outside, ssim_outside
 from hierafash_core.evaluation.report import edits_table, findings
@@ -64,6 +64,23 @@ def test_held_out_cases_are_test_records_with_a_real_edit_each():
     assert all(split_of(config, i) == make_sample(config, i)[1] for i in range(40))
     with pytest.raises(ValueError, match="holds only"):
         held_out_cases(5, data_count=20)
+
+
+def test_classifier_images_add_held_out_pose_records_but_never_the_evaluated_ones():
+    # 60 records, a quarter held out: the classifier reads held-out poses only from test records
+    # after the first `test_after`, which are the evaluation's cases.
+    images, fields, metas = training_images(5, data_count=60, test_after=3)
+    config = SynthConfig(count=60, seed=0)
+    test_indices = [i for i in range(60) if split_of(config, i) == "test"]
+    assert len(test_indices) > 3
+    cased = held_out_cases(3, data_count=60)
+    assert [c.index for c in cased] == test_indices[:3]
+    assert images.shape == (5 + len(test_indices) - 3, 192, 128, 3)
+    expected = [make_sample(config, i)[0].fields for i in test_indices[3:]]
+    assert [dict(f) for f in fields[5:]] == [dict(f) for f in expected]
+    assert all(dict(f) != dict(c.fields) for f in fields for c in cased)
+    plain, plain_fields, _ = training_images(5, data_count=60)
+    assert plain.shape[0] == 5 and np.array_equal(plain, images[:5])
 
 
 def test_classifier_heads_and_labels():

@@ -218,6 +218,10 @@ REFUSALS = {
     "evaluate threads": (["evaluate", "--threads", "-1"], ["--threads -1"]),
     "evaluate out is a file": (["evaluate", "--out", "afile"], ["--out afile: is a file"]),
     "evaluate cases 0": (["evaluate", "--cases", "0"], ["--cases 0: must be at least 1"]),
+    "evaluate cases past the classifier's held-out records": (
+        ["evaluate", "--cases", "301"],
+        ["--cases 301: at most 300 at --size default"],
+    ),
     "evaluate steps 0": (["evaluate", "--steps", "0"], ["--steps 0: must be at least 1"]),
     "synth count": (["synth", "--out", "o", "--count", "99999999999"], ["at most 1,000,000"]),
     "synth out cannot be made": (["synth", "--out", "/proc/nope", "--count", "2"], ["--out /proc/nope: cannot make"]),

@@ -68,6 +68,12 @@ def _check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name} {value}: must be at least 1 (or leave it out for the --size default)")
+    held_out = SIZES[args.size][6]
+    if args.cases is not None and args.cases > held_out:
+        raise CLIError(
+            f"--cases {args.cases}: at most {held_out} at --size {args.size}; the classifier trains on the "
+            f"held-out records after the first {held_out}, so more cases would be judged by a classifier that saw them"
+        )
     if args.threads < 0:
         raise CLIError(f"--threads {args.threads}: give a number of threads of at least 1, or 0 for torch's choice")
     check_out_dir(Path(args.out))

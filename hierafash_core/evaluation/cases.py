@@ -94,18 +94,32 @@ def held_out_cases(count: int, *, data_count: int = 10_000, data_seed: int = 0, 
     raise ValueError(f"cases={count}: the data set of {data_count} records holds only {len(cases)} test records")
 
 
-def training_images(count: int, *, data_count: int = 10_000, data_seed: int = 0) -> tuple[np.ndarray, list, list]:
-    """The first ``count`` training-split images (N, H, W, 3) uint8 with their fields and meta."""
+def training_images(
+    count: int, *, data_count: int = 10_000, data_seed: int = 0, test_after: int | None = None
+) -> tuple[np.ndarray, list, list]:
+    """The first ``count`` training-split images (N, H, W, 3) uint8 with their fields and meta.
+
+    With ``test_after`` the test-split records after the first ``test_after`` follow them: records
+    the evaluation never uses (its cases and the classifier's held-out check are the first ones),
+    drawn on the held-out poses, so a classifier trained on them reads those poses too.
+    """
     config = SynthConfig(count=data_count, seed=data_seed)
     images, fields, metas = [], [], []
+    trained, tested = 0, 0
     for index in range(data_count):
-        if split_of(config, index) != "train":
-            continue
-        sample, split, meta = make_sample(config, index)
+        split = split_of(config, index)
         if split == "train":
-            images.append(sample.image)
-            fields.append(dict(sample.fields))
-            metas.append(meta)
-            if len(images) == count:
-                break
+            if trained == count:
+                continue
+            trained += 1
+        else:
+            tested += 1
+            if test_after is None or tested <= test_after:
+                continue
+        sample, _, meta = make_sample(config, index)
+        images.append(sample.image)
+        fields.append(dict(sample.fields))
+        metas.append(meta)
+        if trained == count and test_after is None:
+            break
     return np.stack(images), fields, metas
