@@ -7,7 +7,8 @@ autoencoder) matches none of its supported models. So the pieces are put togethe
 
 - MODEL: a supported-model config (:class:`MiniDesignerConfig`, a ``supported_models_base.BASE``
   whose UNet settings are read from the weights by ``model_detection.detect_unet_config``) gives
-  a ``model_base.BaseModel`` (epsilon prediction, Stable Diffusion's noise schedule), in a
+  a ``model_base.BaseModel`` (epsilon or v prediction as the file's metadata says, Stable
+  Diffusion's noise schedule), in a
   ``ModelPatcher``;
 - CLIP: ``comfy.sd.CLIP`` over a ``ClipTarget`` of ComfyUI's SD1 tokenizer (CLIP BPE, 77 tokens)
   and SD1 CLIP model with this text encoder's config;
@@ -22,6 +23,7 @@ import logging
 
 import comfy.controlnet
 import comfy.latent_formats
+import comfy.model_base
 import comfy.model_detection
 import comfy.model_management
 import comfy.model_patcher
@@ -34,6 +36,7 @@ import torch
 from ..hierafash_core.mini.autoencoder import AutoencoderConfig, MiniAutoencoder
 from ..hierafash_core.mini.files import AE_PREFIX, UNET_PREFIX, read_info
 from ..hierafash_core.mini.text import TEXT_PREFIX
+from ..hierafash_core.models.caption_summary import caption_summary
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,16 @@ class MiniDesignerConfig(comfy.supported_models_base.BASE):
         self.latent_format = MiniLatentFormat(preview.get("factors"), preview.get("bias"))
         self.info = info
 
+    def get_model(self, state_dict, prefix="", device=None):
+        return MiniModel(self, model_type=self.model_type(state_dict, prefix), device=device)
+
+    def model_type(self, state_dict, prefix=""):
+        # ComfyUI guesses v-prediction from tensors a checkpoint may carry; the mini file says it instead.
+        prediction = self.info.get("scheduler", {}).get("prediction_type", "epsilon")
+        return (
+            comfy.model_base.ModelType.V_PREDICTION if prediction == "v_prediction" else comfy.model_base.ModelType.EPS
+        )
+
     def clip_target(self, state_dict=None):
         width = int(self.info["text_encoder"]["hidden_size"])
         target = comfy.supported_models_base.ClipTarget(
@@ -77,6 +90,22 @@ class MiniDesignerConfig(comfy.supported_models_base.BASE):
             "return_projected_pooled": False,
         }
         return target
+
+
+class MiniModel(comfy.model_base.BaseModel):
+    """``BaseModel`` whose ``y`` input (for a UNet with a ``label_emb``) is the caption summary.
+
+    The mini designer's UNet adds the mean of its text states to the timestep embedding
+    (``hierafash_core/models/caption_summary.py``); ComfyUI hands ``encode_adm`` the conditioning's
+    ``cross_attn``, so every CLIPTextEncode, ConceptEncode or staged conditioning, and the empty
+    negative, gets its own summary here, as in training. ControlNets receive the same ``y``.
+    """
+
+    def encode_adm(self, **kwargs):
+        if not self.adm_channels:
+            return None
+        cross_attn = kwargs.get("cross_attn")
+        return None if cross_attn is None else caption_summary(cross_attn)
 
 
 class _Tokenizer(comfy.sd1_clip.SDTokenizer):

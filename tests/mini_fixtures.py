@@ -13,13 +13,14 @@ TEST_RECIPE = {
     "name": "mini-test",
     "seed": 3,
     "text_seed": 4,
+    "prediction": "v_prediction",  # as the real recipe; tests/test_mini_designer_comfy.py also builds an epsilon one
     "threads": 1,
     "data": {"count": 12, "seed": 1, "size": [128, 192], "test_fraction": 0.25, "workers": 1},
     "autoencoder": {"channels": [32, 64, 128], "latent_channels": 4, "decoder_blocks": [1, 1, 2]},
     "autoencoder_images": 8,
     "autoencoder_training": {"steps": 2, "batch_size": 2, "crop": [32, 32], "learning_rate": 0.001, "stats_images": 8},
     "train": {
-        "height": 192, "width": 128, "batch_size": 2, "learning_rate": 0.0005, "max_steps": 2, "snr_gamma": 5.0,
+        "height": 192, "width": 128, "batch_size": 2, "learning_rate": 0.0005, "max_steps": 2, "snr_gamma": 0.0,
         "ema_decay": 0.9, "latent_cache": 100, "text_cache": 0, "freeze_pose_embedding": True,
         "checkpoint_every": 1, "checkpoints_total_limit": 1,
     },
@@ -36,10 +37,10 @@ def write_test_recipe(folder: Path, **changes) -> Path:
     return path
 
 
-def build_test_designer(root: Path):
-    """(MiniDesignerFiles, manifest) of a mini designer built from :data:`TEST_RECIPE` under ``root``."""
+def build_test_designer(root: Path, **changes):
+    """(MiniDesignerFiles, manifest) of a mini designer from :data:`TEST_RECIPE` with ``changes``, under ``root``."""
     from hierafash_core.mini.build import build_mini_designer
     from hierafash_core.mini.files import MiniDesignerFiles
 
-    manifest = build_mini_designer(root / "out", write_test_recipe(root), report=lambda line: None)
+    manifest = build_mini_designer(root / "out", write_test_recipe(root, **changes), report=lambda line: None)
     return MiniDesignerFiles.in_folder(root / "out"), manifest

@@ -247,6 +247,9 @@ def test_recipe_errors_name_the_problem(tmp_path):
     bad = write_test_recipe(tmp_path / "b", train={"dataset": "x"})
     with pytest.raises(ValueError, match="train.dataset is set by the build"):
         Recipe.load(bad)
+    bad = write_test_recipe(tmp_path / "c", prediction="sample")
+    with pytest.raises(ValueError, match="prediction='sample'; use one of epsilon, v_prediction"):
+        Recipe.load(bad)
     cpu, gpu = Recipe.load("cpu"), Recipe.load("gpu")
     assert cpu.stage_key("data") != gpu.stage_key("data") and cpu.train["max_steps"] < gpu.train["max_steps"]
 
@@ -295,3 +298,21 @@ def test_drafts_sample_and_decode(built):
     with pytest.raises(ValueError, match=r"expected \(18, 3\) or \(B, 18, 3\)"):
         model.pose_image(torch.zeros(17, 3))
     assert dataclasses.is_dataclass(model)
+
+
+def test_caption_summary_is_the_token_mean_and_reaches_the_unet(built):
+    from hierafash_core.models.caption_summary import caption_summary, summary_kwargs, takes_caption_summary
+
+    states = torch.randn(2, 77, 384, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(caption_summary(states), states.mean(1))
+    with pytest.raises(ValueError, match=r"expected \(batch, tokens, width\)"):
+        caption_summary(states[0])
+    model = MiniDesigner.load(built[1])
+    assert takes_caption_summary(model.unet) == (model.info["unet"].get("class_embed_type") == "projection")
+    if takes_caption_summary(model.unet):
+        # The summary changes the prediction: another caption's summary with the same token states differs.
+        x, t = torch.randn(2, 4, 24, 16), torch.tensor([500, 500])
+        with torch.no_grad():
+            a = model.unet(x, t, encoder_hidden_states=states, **summary_kwargs(model.unet, states)).sample
+            b = model.unet(x, t, encoder_hidden_states=states, class_labels=caption_summary(states.flip(0))).sample
+        assert (a - b).abs().max() > 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,16 +78,42 @@ def test_comfy_text_encoding_equals_the_headless_one(comfy, designer):
     assert torch.allclose(cond.float(), expected, atol=2e-3), (cond.float() - expected).abs().max()
 
 
-def test_comfy_model_and_vae_agree_with_the_headless_denoiser(comfy, designer):
-    files, headless, _ = designer
+@pytest.fixture(scope="module")
+def epsilon_designer(tmp_path_factory, comfy, comfy_base):
+    """A test mini designer trained to predict the noise (the recipe's other choice), in the host's folders."""
+    from mini_fixtures import build_test_designer
+
+    files, _ = build_test_designer(tmp_path_factory.mktemp("mini-eps"), prediction="epsilon", name="mini-eps")
+    for folder, path in (("checkpoints", files.checkpoint), ("controlnet", files.controlnet)):
+        target = comfy_base / "models" / folder / f"eps-{path.name}"
+        shutil.copyfile(path, target)
+    return files, MiniDesigner.load(files)
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon"])
+def test_comfy_model_and_vae_agree_with_the_headless_denoiser(comfy, designer, epsilon_designer, prediction):
+    """ComfyUI's own EPS / V_PREDICTION sampling and the headless D(x, sigma) are the same function."""
+    from comfy.model_sampling import V_PREDICTION
+
+    if prediction == "epsilon":
+        files, headless = epsilon_designer
+        files = dataclasses.replace(files, checkpoint=Path("eps-" + files.checkpoint.name),
+                                    controlnet=Path("eps-" + files.controlnet.name))  # fmt: skip
+    else:
+        files, headless, _ = designer
+    assert headless.prediction == prediction
     model, clip, vae, _ = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"]
+    sampling = model.get_model_object("model_sampling")
+    assert isinstance(sampling, V_PREDICTION) == (prediction == "v_prediction")
     ctx = headless.encode_text([CAPTION])
     g = torch.Generator().manual_seed(0)
     x = torch.randn((1, 4, 24, 16), generator=g) * 3.0
     sigma = torch.tensor([3.0])
     with torch.inference_mode():  # as inside a node
         ours = headless.denoiser([CAPTION], None, cfg=1.0)(x, sigma)
-        theirs = model.model.apply_model(x, sigma, c_crossattn=ctx)
+        # The inputs ComfyUI's sampler builds from a conditioning (cross_attn -> c_crossattn and y).
+        conds = model.model.extra_conds(cross_attn=ctx, device=x.device, noise=x)
+        theirs = model.model.apply_model(x, sigma, **{k: c.cond for k, c in conds.items()})
         decoded = vae.decode(x / 3)  # (B, H, W, C) in [0, 1]
         encoded = vae.encode(decoded)
     assert torch.allclose(ours, theirs.float(), atol=5e-3), (ours - theirs).abs().max()

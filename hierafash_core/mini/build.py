@@ -128,8 +128,7 @@ def make_base(recipe: Recipe, autoencoder_path: Path):
     from .autoencoder import load_autoencoder
     from .text import build_text_encoder
 
-    scheduler_config = json.loads((CONFIG_DIR / "scheduler.json").read_text(encoding="utf-8"))
-    scheduler = DDPMScheduler.from_config({k: v for k, v in scheduler_config.items() if not k.startswith("_")})
+    scheduler = DDPMScheduler.from_config(scheduler_settings(recipe))
     return BaseModel(
         unet=None,
         text_encoder=build_text_encoder(recipe.text_seed, token_scale=recipe.text_token_scale),
@@ -193,12 +192,17 @@ def build_diffusion(recipe: Recipe, data: Path, ae_path: Path, work: Path, repor
     return {k: Path(v) for k, v in result.exports.items()}, info
 
 
+def scheduler_settings(recipe: Recipe) -> dict:
+    """``scheduler.json`` with the recipe's prediction type (the one noise schedule every recipe shares)."""
+    scheduler = json.loads((CONFIG_DIR / "scheduler.json").read_text(encoding="utf-8"))
+    return {**{k: v for k, v in scheduler.items() if not k.startswith("_")}, "prediction_type": recipe.prediction}
+
+
 def model_info(recipe: Recipe) -> dict:
     """What a loader needs besides the tensors: noise schedule, prompt schedule, image size, provenance."""
-    scheduler = json.loads((CONFIG_DIR / "scheduler.json").read_text(encoding="utf-8"))
     return {
         "name": recipe.name,
-        "scheduler": {k: v for k, v in scheduler.items() if not k.startswith("_")},
+        "scheduler": scheduler_settings(recipe),
         "prompt_schedule": recipe.train.get("schedule", "paper"),
         "image_size": [recipe.train.get("width", 128), recipe.train.get("height", 192)],
         "recipe_sha256": recipe.sha256,

@@ -1,13 +1,15 @@
 """The mini designer without ComfyUI: text, pose, a staged and pose-controlled denoiser, drafts.
 
 The denoiser follows the k-diffusion contract the editing loop uses, ``D = denoise(x, sigma)``:
-for the epsilon-prediction UNet trained on the DDPM schedule ``alpha_bar_t``,
+for a UNet trained on the DDPM schedule ``alpha_bar_t`` (so that sigma^2 = (1 - alpha_bar) / alpha_bar),
 
     z_t = x / sqrt(1 + sigma^2),  t = the whole timestep nearest sigma (as ComfyUI takes it),
-    eps = eps_u + cfg * (eps_c - eps_u),  D(x, sigma) = x - sigma * eps,
+    out = out_u + cfg * (out_c - out_u),
+    D(x, sigma) = x - sigma * out                          (epsilon prediction), or
+    D(x, sigma) = (z_t - sigma * out) / sqrt(1 + sigma^2)  (v prediction: x0 = sqrt(a) z_t - sqrt(1 - a) v),
 
-where eps_c sees the staged caption of t (the fields :meth:`PromptSchedule.fields_at` allows) and
-eps_u the empty caption, both with the pose ControlNet's residuals (as ComfyUI applies a ControlNet
+where out_c sees the staged caption of t (the fields :meth:`PromptSchedule.fields_at` allows) and
+out_u the empty caption, both with the pose ControlNet's residuals (as ComfyUI applies a ControlNet
 to the positive and the negative). A flat caption (all ten fields at every step, the baseline of
 the evaluation) is the same denoiser with ``staged=False``.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..models.caption_summary import summary_kwargs
 from ..prompt import HierarchicalPrompt
 from ..schedule import PromptSchedule, timestep_sigmas
 from .files import MiniDesignerFiles, load_controlnet, load_parts
@@ -98,6 +101,11 @@ class MiniDesigner:
         return PromptSchedule.parse(self.info.get("prompt_schedule", "paper"))
 
     @property
+    def prediction(self) -> str:
+        """What the UNet predicts: ``epsilon`` or ``v_prediction`` (the recipe's choice, in the file's metadata)."""
+        return str(self.info.get("scheduler", {}).get("prediction_type", "epsilon"))
+
+    @property
     def sigma_table(self) -> torch.Tensor:
         s = self.info.get("scheduler", {})
         from ..schedule import sd_alphas_cumprod
@@ -158,6 +166,7 @@ class MiniDesigner:
         """
         schedule = self.schedule
         log_sigmas = self.sigma_table.double().log()
+        v_prediction = self.prediction == "v_prediction"
         cache: dict[str, torch.Tensor] = {}
 
         @torch.no_grad()
@@ -189,17 +198,20 @@ class MiniDesigner:
                 ctx = torch.cat([states([negative] * b), cond])
             else:
                 z_in, t_in, ctx = z, t, cond
-            kwargs = {}
+            kwargs = summary_kwargs(self.unet, ctx)
             if pose is not None and control_strength != 0:
                 hint = pose.to(x) if pose.shape[0] == b else pose.to(x).expand(b, -1, -1, -1)
                 hint = torch.cat([hint, hint]) if cfg != 1.0 else hint
                 down, mid = self.controlnet(z_in, t_in, encoder_hidden_states=ctx, controlnet_cond=hint,
-                                            conditioning_scale=control_strength, return_dict=False)  # fmt: skip
-                kwargs = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+                                            conditioning_scale=control_strength, return_dict=False,
+                                            **kwargs)  # fmt: skip
+                kwargs.update(down_block_additional_residuals=down, mid_block_additional_residual=mid)
             eps = self.unet(z_in, t_in, encoder_hidden_states=ctx, **kwargs).sample
             if cfg != 1.0:
                 eps_u, eps_c = eps.chunk(2)
                 eps = eps_u + cfg * (eps_c - eps_u)
+            if v_prediction:  # here "eps" is the predicted velocity
+                return (z - s * eps) / (1 + s**2).sqrt()
             return x - s * eps
 
         return denoise

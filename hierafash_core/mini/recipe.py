@@ -17,6 +17,7 @@ from .autoencoder_train import AutoencoderTrainConfig
 from .paths import CONFIG_DIR
 
 RECIPES = {"cpu": "recipe.json", "gpu": "recipe-gpu.json"}
+PREDICTIONS = ("epsilon", "v_prediction")
 # Raised when a change of the code (not of the recipe) changes what a stage produces, e.g. the pose
 # drawing the ControlNet is trained on; older finished stages are then rebuilt.
 CODE_VERSION = 2
@@ -48,6 +49,7 @@ class Recipe:
     autoencoder_images: int
     text_seed: int
     text_token_scale: float
+    prediction: str  # what the UNet predicts: "epsilon" or "v_prediction" (overrides scheduler.json)
     unet_config: str  # file name in configs/mini-designer (or a path)
     train: dict  # TrainConfig settings (dataset, base and output_dir are filled in by the build)
     source: str = ""
@@ -79,6 +81,7 @@ class Recipe:
                 text=_config_text("text_encoder.json"),
                 scheduler=_config_text("scheduler.json"),
                 code=CODE_VERSION,
+                **({"prediction": self.prediction} if self.prediction != "epsilon" else {}),
             )
         elif stage != "data" and stage != "autoencoder":
             raise ValueError(f"stage={stage!r}: use data, autoencoder or diffusion")
@@ -102,7 +105,7 @@ class Recipe:
             raise ValueError(f"recipe {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
         known = {
             "name", "seed", "threads", "data", "autoencoder", "autoencoder_training", "autoencoder_images",
-            "text_seed", "text_token_scale", "unet_config", "train", "notes", "_comment",
+            "text_seed", "text_token_scale", "prediction", "unet_config", "train", "notes", "_comment",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
@@ -121,6 +124,7 @@ class Recipe:
                 autoencoder_images=int(data.get("autoencoder_images", 4000)),
                 text_seed=int(data.get("text_seed", data["seed"] + 1)),
                 text_token_scale=float(data.get("text_token_scale", 1.0)),
+                prediction=str(data.get("prediction", "epsilon")),
                 unet_config=str(data.get("unet_config", "unet.json")),
                 train=dict(data["train"]),
                 source=str(path),
@@ -129,6 +133,8 @@ class Recipe:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"recipe {path}: {exc}") from None
+        if recipe.prediction not in PREDICTIONS:
+            raise ValueError(f"recipe {path}: prediction={recipe.prediction!r}; use one of {', '.join(PREDICTIONS)}")
         for key in ("dataset", "base", "output_dir"):
             if key in recipe.train:
                 raise ValueError(f"recipe {path}: train.{key} is set by the build; remove it")

@@ -48,6 +48,9 @@ def unet_prefix_map(config: Mapping) -> dict[str, str]:
     m: dict[str, str] = {
         "time_embedding.linear_1": "time_embed.0",
         "time_embedding.linear_2": "time_embed.2",
+        # class_embed_type="projection" (a caption summary, see caption_summary.py): LDM's label_emb
+        "class_embedding.linear_1": "label_emb.0.0",
+        "class_embedding.linear_2": "label_emb.0.2",
         "conv_in": "input_blocks.0.0",
         "conv_norm_out": "out.0",
         "conv_out": "out.2",

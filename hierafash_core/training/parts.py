@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..model_files import check_safetensors, check_weights_folder
+from ..models.caption_summary import summary_kwargs
 from .config import TrainConfig
 from .export import save_controlnet_ldm, save_lora_comfy, save_unet_ldm
 from .models import BaseModel, read_json
@@ -31,11 +32,15 @@ class UNetWithControl(torch.nn.Module):
         self.controlnet = controlnet
 
     def forward(self, zt: torch.Tensor, t: torch.Tensor, states: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        down, mid = self.controlnet(zt, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False)
+        extra = summary_kwargs(self.unet, states)  # the caption summary, for a UNet that takes one
+        down, mid = self.controlnet(
+            zt, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False, **extra
+        )
         return self.unet(
             zt,
             t,
             encoder_hidden_states=states,
+            **extra,
             down_block_additional_residuals=down,
             mid_block_additional_residual=mid,
             return_dict=False,

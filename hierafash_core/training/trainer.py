@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..models.caption_summary import summary_kwargs
 from .checkpoint import (
     find_checkpoint,
     list_checkpoints,
@@ -333,8 +334,9 @@ def train(
                             pred = model(zt, t, states, batch["conditioning"].to(device))
                         elif config.mode == "controlnet":
                             cond = batch["conditioning"].to(device)
+                            extra = summary_kwargs(base.unet, states)
                             down, mid = model(
-                                zt, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False
+                                zt, t, encoder_hidden_states=states, controlnet_cond=cond, return_dict=False, **extra
                             )
                             pred = base.unet(
                                 zt.to(weight_dtype),
@@ -343,9 +345,11 @@ def train(
                                 down_block_additional_residuals=[r.to(weight_dtype) for r in down],
                                 mid_block_additional_residual=mid.to(weight_dtype),
                                 return_dict=False,
+                                **extra,
                             )[0]
                         else:
-                            pred = model(zt, t, encoder_hidden_states=states, return_dict=False)[0]
+                            extra = summary_kwargs(accelerator.unwrap_model(model), states)
+                            pred = model(zt, t, encoder_hidden_states=states, return_dict=False, **extra)[0]
                     # Step 5: MSE on the noise (or velocity) target, per example weighted by min-SNR if asked.
                     if config.snr_gamma > 0:
                         snr = (a / (1 - a)).view(-1)
