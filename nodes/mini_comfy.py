@@ -52,15 +52,39 @@ class MiniLatentFormat(comfy.latent_formats.LatentFormat):
         self.latent_rgb_factors_bias = rgb_bias
 
 
+def comfy_attention_heads(unet: dict) -> dict:
+    """ComfyUI's head settings (``num_heads``, ``num_head_channels``) for a diffusers UNet config.
+
+    Weights do not say how attention splits into heads, so ComfyUI assumes 64 channels per head
+    for a model it does not know, and so does its ControlNet loader for the pose file. Diffusers'
+    ``attention_head_dim`` is the number of heads, one for all blocks or one per block: the mini
+    designer's recipes give 64 channels per head in every block, which ComfyUI's assumption
+    matches; files made with a fixed head count (8, before) get that count.
+
+    Raises:
+        ValueError: heads per block that are neither one count nor a fixed width per head.
+    """
+    heads = unet.get("num_attention_heads") or unet.get("attention_head_dim", 8)
+    if isinstance(heads, int):
+        return {"num_heads": heads, "num_head_channels": -1}
+    widths = {c // h for c, h in zip(unet["block_out_channels"], heads, strict=True)}
+    if len(widths) != 1 or any(c % h for c, h in zip(unet["block_out_channels"], heads, strict=True)):
+        raise ValueError(
+            f"attention heads {heads} for channels {unet['block_out_channels']}: ComfyUI needs one head count "
+            "or one width per head in every block; rebuild with such a UNet config"
+        )
+    return {"num_heads": -1, "num_head_channels": widths.pop()}
+
+
 class MiniDesignerConfig(comfy.supported_models_base.BASE):
     """Supported-model config of the mini designer's UNet (matched only by this pack's loader)."""
 
-    unet_extra_config = {"num_heads": 8, "num_head_channels": -1}  # diffusers attention_head_dim=8: 8 heads
     latent_format = MiniLatentFormat
     memory_usage_factor = 1.0
     text_encoder_key_prefix = ["cond_stage_model."]
 
     def __init__(self, unet_config: dict, info: dict):
+        self.unet_extra_config = comfy_attention_heads(info["unet"])  # read by BASE.__init__
         super().__init__(unet_config)
         preview = info.get("latent_rgb", {})
         self.latent_format = MiniLatentFormat(preview.get("factors"), preview.get("bias"))

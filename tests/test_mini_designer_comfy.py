@@ -121,6 +121,29 @@ def test_comfy_model_and_vae_agree_with_the_headless_denoiser(comfy, designer, e
     assert torch.allclose(encoded, headless.encode_images(decoded.movedim(-1, 1)), atol=1e-4)
 
 
+def test_comfy_pose_controlnet_agrees_with_the_headless_one(comfy, designer):
+    """ComfyUI's ControlNet from the pose file reads the caption summary (y) and gives the same residuals."""
+    from hierafash_core.models.caption_summary import caption_summary
+
+    files, headless, pose = designer
+    cn = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"][3]
+    net = cn.control_model
+    assert net.num_classes is not None, "ComfyUI's ControlNet lost the caption summary's class embedding"
+    ctx = headless.encode_text([CAPTION])
+    x = torch.randn((1, 4, 24, 16), generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([500])
+    with torch.inference_mode():
+        down, mid = headless.controlnet(x, t, encoder_hidden_states=ctx, controlnet_cond=pose, return_dict=False,
+                                        class_labels=caption_summary(ctx))  # fmt: skip
+        theirs = net(x=x, hint=pose, timesteps=t.float(), context=ctx, y=caption_summary(ctx))
+        other = net(x=x, hint=pose, timesteps=t.float(), context=ctx, y=caption_summary(ctx) * 0)
+    assert len(theirs["output"]) == len(down)
+    for ours, their in zip([*down, mid], [*theirs["output"], *theirs["middle"]], strict=True):
+        # Relative: a barely trained ControlNet's zero convolutions give small residuals.
+        assert (ours - their).abs().max() <= 1e-3 * ours.abs().max() + 1e-6, (ours - their).abs().max()
+    assert not torch.allclose(theirs["middle"][0], other["middle"][0], atol=1e-4)  # y is used
+
+
 def test_mini_vae_has_every_attribute_of_comfys_own_vae(comfy, designer):
     """MiniVAE sets the attributes comfy.sd.VAE.__init__ sets; a ComfyUI update that adds one fails here."""
     from comfy.sd import VAE
