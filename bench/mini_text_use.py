@@ -39,8 +39,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if args.designs < 2:
-        parser.error(f"--designs {args.designs}: at least 2 (a design's 'other' caption is its neighbour's)")
+    if not 2 <= args.designs <= 300:
+        parser.error(f"--designs {args.designs}: from 2 (a design's 'other' caption is its neighbour's) to 300")
+    if args.threads < 1:
+        parser.error(f"--threads {args.threads}: give at least 1")
     try:
         timesteps = [int(t) for t in args.timesteps.split(",")]
     except ValueError:
@@ -53,7 +55,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    designer = MiniDesigner.load(mini_designer_files(build=False))
+    try:
+        files = mini_designer_files(build=False)
+    except FileNotFoundError as error:
+        parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
+    designer = MiniDesigner.load(files)
     cases = held_out_cases(args.designs)
     images = torch.stack([torch.from_numpy(c.image).permute(2, 0, 1).float() / 255 for c in cases])  # (B, 3, H, W)
     x0 = designer.encode_images(images)  # (B, 4, h, w)

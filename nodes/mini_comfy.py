@@ -23,6 +23,7 @@ import logging
 
 import comfy.controlnet
 import comfy.latent_formats
+import comfy.ldm.modules.attention
 import comfy.model_base
 import comfy.model_detection
 import comfy.model_management
@@ -64,14 +65,23 @@ def comfy_attention_heads(unet: dict) -> dict:
     Raises:
         ValueError: heads per block that are neither one count nor a fixed width per head.
     """
-    heads = unet.get("num_attention_heads") or unet.get("attention_head_dim", 8)
+    heads = unet.get("num_attention_heads") or unet.get("attention_head_dim") or 8  # diffusers' default: 8
+    channels = list(unet.get("block_out_channels", []))
+    if isinstance(heads, (list, tuple)) and len(set(heads)) == 1:
+        heads = heads[0]
     if isinstance(heads, int):
         return {"num_heads": heads, "num_head_channels": -1}
-    widths = {c // h for c, h in zip(unet["block_out_channels"], heads, strict=True)}
-    if len(widths) != 1 or any(c % h for c, h in zip(unet["block_out_channels"], heads, strict=True)):
+    if len(heads) != len(channels) or any(h < 1 or c % h for c, h in zip(channels, heads, strict=False)):
         raise ValueError(
-            f"attention heads {heads} for channels {unet['block_out_channels']}: ComfyUI needs one head count "
-            "or one width per head in every block; rebuild with such a UNet config"
+            f"UNet attention heads {list(heads)} for block channels {channels}: give one head count per block "
+            "that divides its channels; rebuild the mini designer with such a UNet config"
+        )
+    widths = {c // h for c, h in zip(channels, heads, strict=True)}
+    if len(widths) != 1:
+        raise ValueError(
+            f"UNet attention heads {list(heads)} for block channels {channels}: ComfyUI needs one head count "
+            f"for all blocks or one width per head (channels / heads), here {sorted(widths)}; rebuild the "
+            "mini designer with such a UNet config"
         )
     return {"num_heads": -1, "num_head_channels": widths.pop()}
 
@@ -129,7 +139,14 @@ class MiniModel(comfy.model_base.BaseModel):
         if not self.adm_channels:
             return None
         cross_attn = kwargs.get("cross_attn")
-        return None if cross_attn is None else caption_summary(cross_attn)
+        if cross_attn is None:
+            return None
+        if cross_attn.shape[-1] != self.adm_channels:  # stock samplers would fail deep in a matmul
+            raise ValueError(
+                f"conditioning: text embeddings {cross_attn.shape[-1]} wide, but the mini designer takes "
+                f"{self.adm_channels}; encode the text with the CLIP output of MiniDesignerLoader"
+            )
+        return caption_summary(cross_attn)
 
 
 class _Tokenizer(comfy.sd1_clip.SDTokenizer):
@@ -230,13 +247,38 @@ def load_checkpoint(path: str):
     return patcher, clip, MiniVAE(ae)
 
 
-def load_pose_controlnet(path: str):
+class _DropNoMatch(logging.Filter):
+    """Drops ComfyUI's "no match {config}" error, logged when a ControlNet fits none of its known models.
+
+    The mini designer's never does, and ComfyUI then builds it from the detected config as it
+    should; the ERROR line would read as a failed load.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("no match {")
+
+
+def load_pose_controlnet(path: str, heads: dict | None = None):
     """The pose ControlNet file as a ComfyUI CONTROL_NET (``comfy.controlnet.ControlNet``).
+
+    ``heads`` (from :func:`comfy_attention_heads` of the checkpoint's UNet config) sets how its
+    attention splits into heads: ComfyUI's loader assumes 64 channels per head, which files made
+    with another split (8 heads, before) do not have.
 
     Raises:
         ValueError: the file holds no ControlNet.
     """
-    control = comfy.controlnet.load_controlnet(path)
+    quiet = _DropNoMatch()
+    logging.getLogger().addFilter(quiet)
+    try:
+        control = comfy.controlnet.load_controlnet(path)
+    finally:
+        logging.getLogger().removeFilter(quiet)
     if control is None:
         raise ValueError(f"{path}: no ControlNet weights (control_model.*) in the file")
+    if heads is not None:
+        for module in control.control_model.modules():
+            if isinstance(module, comfy.ldm.modules.attention.CrossAttention):
+                width = module.to_q.weight.shape[0]  # heads x channels per head
+                module.heads = heads["num_heads"] if heads["num_heads"] > 0 else width // heads["num_head_channels"]
     return control

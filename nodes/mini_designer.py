@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..hierafash_core.mini.files import MiniDesignerFiles
 from ..hierafash_core.model_files import PICKLE_SUFFIXES, check_safetensors
 from .convert import check_inputs
-from .mini_comfy import load_checkpoint, load_pose_controlnet
+from .mini_comfy import comfy_attention_heads, load_checkpoint, load_pose_controlnet
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class MiniDesignerLoader(io.ComfyNode):
         check_inputs(cls, locals())
         files = MiniDesignerFiles.in_folder()
         model, clip, vae = load_checkpoint(_path(checkpoint, "checkpoints", files.checkpoint))
-        control = load_pose_controlnet(_path(pose_controlnet, "controlnet", files.controlnet))
+        heads = comfy_attention_heads(model.model.model_config.info["unet"])  # the UNet's, for the ControlNet
+        control = load_pose_controlnet(_path(pose_controlnet, "controlnet", files.controlnet), heads)
         return io.NodeOutput(model, clip, vae, control)
 
 

@@ -80,10 +80,19 @@ def test_comfy_text_encoding_equals_the_headless_one(comfy, designer):
 
 @pytest.fixture(scope="module")
 def epsilon_designer(tmp_path_factory, comfy, comfy_base):
-    """A test mini designer trained to predict the noise (the recipe's other choice), in the host's folders."""
+    """A test mini designer as the first recipe made them: epsilon prediction, 8 attention heads everywhere."""
+    import json
+
     from mini_fixtures import build_test_designer
 
-    files, _ = build_test_designer(tmp_path_factory.mktemp("mini-eps"), prediction="epsilon", name="mini-eps")
+    from hierafash_core.mini.paths import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("mini-eps")
+    unet = json.loads((CONFIG_DIR / "unet.json").read_text()) | {"attention_head_dim": 8}
+    (root / "unet-8-heads.json").write_text(json.dumps(unet))
+    files, _ = build_test_designer(
+        root, prediction="epsilon", name="mini-eps", unet_config=str(root / "unet-8-heads.json")
+    )
     for folder, path in (("checkpoints", files.checkpoint), ("controlnet", files.controlnet)):
         target = comfy_base / "models" / folder / f"eps-{path.name}"
         shutil.copyfile(path, target)
@@ -121,11 +130,16 @@ def test_comfy_model_and_vae_agree_with_the_headless_denoiser(comfy, designer, e
     assert torch.allclose(encoded, headless.encode_images(decoded.movedim(-1, 1)), atol=1e-4)
 
 
-def test_comfy_pose_controlnet_agrees_with_the_headless_one(comfy, designer):
-    """ComfyUI's ControlNet from the pose file reads the caption summary (y) and gives the same residuals."""
+@pytest.mark.parametrize("heads", ["64 channels per head", "8 heads"])
+def test_comfy_pose_controlnet_agrees_with_the_headless_one(comfy, designer, epsilon_designer, heads):
+    """The loader's ControlNet reads the caption summary (y), splits attention as trained, gives the same residuals."""
     from hierafash_core.models.caption_summary import caption_summary
 
     files, headless, pose = designer
+    if heads == "8 heads":  # ComfyUI's own loader would assume 64 channels per head; the pack's sets 8
+        files, headless = epsilon_designer
+        files = dataclasses.replace(files, checkpoint=Path("eps-" + files.checkpoint.name),
+                                    controlnet=Path("eps-" + files.controlnet.name))  # fmt: skip
     cn = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"][3]
     net = cn.control_model
     assert net.num_classes is not None, "ComfyUI's ControlNet lost the caption summary's class embedding"
@@ -142,6 +156,45 @@ def test_comfy_pose_controlnet_agrees_with_the_headless_one(comfy, designer):
         # Relative: a barely trained ControlNet's zero convolutions give small residuals.
         assert (ours - their).abs().max() <= 1e-3 * ours.abs().max() + 1e-6, (ours - their).abs().max()
     assert not torch.allclose(theirs["middle"][0], other["middle"][0], atol=1e-4)  # y is used
+
+
+def test_text_of_another_width_is_refused_by_stock_samplers_too(comfy, designer):
+    """A CLIP from another checkpoint (768 wide) with the mini MODEL: a message, not a matmul error."""
+    files, headless, _ = designer
+    model = comfy.run(_graph(files, control=False, steps=1), outputs=["load"])["load"][0]
+    with pytest.raises(ValueError, match="text embeddings 768 wide, but the mini designer takes 384; encode"):
+        model.model.extra_conds(cross_attn=torch.zeros(1, 77, 768), device=torch.device("cpu"),
+                                noise=torch.zeros(1, 4, 24, 16))  # fmt: skip
+
+
+HEADS = {"num_heads": 8, "num_head_channels": -1}
+WIDE = {"num_heads": -1, "num_head_channels": 64}
+CHANNELS = [64, 128, 256]
+
+
+@pytest.mark.parametrize(
+    ("heads", "channels", "expected"),
+    [
+        (8, CHANNELS, HEADS),
+        ([8, 8, 8], CHANNELS, HEADS),
+        ([1, 2, 4], CHANNELS, WIDE),
+        (None, CHANNELS, HEADS),  # diffusers' default
+        ([1, 2], CHANNELS, "give one head count per block"),
+        ([1, 3, 4], CHANNELS, "give one head count per block"),
+        ([1, 1, 4], CHANNELS, r"one width per head \(channels / heads\), here \[64, 128\]"),
+    ],
+)
+def test_attention_heads_for_comfy(comfy, heads, channels, expected):
+    config = {"attention_head_dim": heads, "block_out_channels": channels}
+    import sys
+
+    loader = sys.modules[comfy.node_classes["HieraFash_MiniDesignerLoader"].__module__]
+    comfy_attention_heads = sys.modules[loader.__name__.rsplit(".", 1)[0] + ".mini_comfy"].comfy_attention_heads
+    if isinstance(expected, dict):
+        assert comfy_attention_heads(config) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            comfy_attention_heads(config)
 
 
 def test_mini_vae_has_every_attribute_of_comfys_own_vae(comfy, designer):
