@@ -69,8 +69,10 @@ def findings(result) -> list[str]:
     if staged and flat:
         for key, label in (("attributes", "attribute accuracy"), ("category", "category accuracy"),
                            ("palette", "palette adherence")):  # fmt: skip
-            if flat[key] >= staged[key]:
-                out.append(f"Drafts: the flat caption is as good as or better than the staged one on {label} "
+            if _pct(flat[key]) == _pct(staged[key]):  # a reading or two apart: no winner to name
+                out.append(f"Drafts: staged and flat captions are level on {label} ({_pct(staged[key])} each).")
+            elif flat[key] > staged[key]:
+                out.append(f"Drafts: the flat caption is better than the staged one on {label} "
                            f"({_pct(flat[key])} against {_pct(staged[key])}).")  # fmt: skip
             else:
                 out.append(f"Drafts: staged captions beat the flat caption on {label} "
