@@ -225,7 +225,10 @@ def test_ctrl_c_stops_the_server_prompt_and_keeps_finished_stages(comfy_server, 
            "--width", "128", "--height", "176", "--steps", "16", "--server", comfy_server.url,
            "--checkpoint", TINY_CKPT, "--out", str(out)]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal: a shell that starts jobs in the background (nohup, `&` without job
+    # control) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while not (out / "latents" / "draft.latent").exists() and proc.poll() is None and time.monotonic() < deadline:
