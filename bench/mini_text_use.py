@@ -13,7 +13,7 @@ designs (the same noise for every caption). A model that reads its caption predi
 its own than with another's; one that ignores it shows equal errors. ``gap`` is
 (other - own) / own: 0 means the text is unused.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_text_use.py [--designs 32] [--timesteps 950,800,600,400,200]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_text_use.py [--designs 32] [--timesteps 950,...,200] [--model DIR]
 
 Needs the built files (``hierafash mini-designer build``); a minute or two on 2 cores.
 """
@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--timesteps", default="950,800,600,400,200", help="DDPM timesteps, comma separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None, help="folder of the built files (default: the built-in one)")
     args = parser.parse_args()
     if not 2 <= args.designs <= 300:
         parser.error(f"--designs {args.designs}: from 2 (a design's 'other' caption is its neighbour's) to 300")
@@ -56,7 +57,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
-        files = mini_designer_files(build=False)
+        files = mini_designer_files(args.model, build=False)
     except FileNotFoundError as error:
         parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
     designer = MiniDesigner.load(files)

@@ -50,6 +50,9 @@ HELP = {
     "mixed_precision": "no, fp16 (GPU) or bf16",
     "gradient_checkpointing": "recompute activations in the backward pass (less memory, slower)",
     "snr_gamma": "min-SNR loss weighting with this gamma (0: plain MSE, 5 is common)",
+    "focus_share": "share of examples whose timestep is drawn from focus_t_min..T-1 instead of 0..T-1 (0: uniform)",
+    "focus_t_min": "lowest timestep of the focus range (e.g. 500: the noise levels where layout and attributes form)",
+    "summary_whitening": "records whose captions estimate a whitening of the caption summary while training (0: off)",
     "ema_decay": "keep an exponential moving average of the weights and export it (0: off, e.g. 0.999)",
     "latent_cache": "examples whose latents are kept after the first encode (0: off; deterministic autoencoders)",
     "output_name": "file name prefix of the exports",
@@ -99,6 +102,13 @@ class TrainConfig:
         gradient_checkpointing: recompute activations in the backward pass (less memory, slower).
         snr_gamma: min-SNR-gamma loss weights (Hang et al. 2023): each example's MSE times
             min(SNR_t, gamma) / SNR_t (epsilon) or / (SNR_t + 1) (v-prediction); 0 is plain MSE.
+        focus_share / focus_t_min: that share of examples draws its timestep from
+            ``focus_t_min..T-1``, the rest from ``0..T-1`` (more of the steps where layout and
+            attributes form; 0 keeps the uniform draw).
+        summary_whitening: for a UNet from scratch that takes a caption summary: the captions of
+            this many records estimate a whitening of the summary, which the class embedding reads
+            while training and which is folded into its weights on export
+            (:mod:`.summary_whitening`); 0 is off.
         ema_decay: an exponential moving average of the trained weights (decay warmed up as
             min(decay, (1 + k) / (10 + k)) at update k) is kept, checkpointed and exported.
         latent_cache: keep the latents of up to this many examples after their first encode;
@@ -146,6 +156,9 @@ class TrainConfig:
     mixed_precision: str = "no"
     gradient_checkpointing: bool = False
     snr_gamma: float = 0.0
+    focus_share: float = 0.0
+    focus_t_min: int = 0
+    summary_whitening: int = 0
     ema_decay: float = 0.0
     latent_cache: int = 0
     # run
@@ -219,6 +232,21 @@ class TrainConfig:
             )
         if self.snr_gamma < 0:
             raise ValueError(f"snr_gamma={self.snr_gamma}: use 0 (plain MSE) or a positive gamma such as 5")
+        if not 0.0 <= self.focus_share <= 1.0:
+            raise ValueError(
+                f"focus_share={self.focus_share}: use 0 (uniform timesteps) up to 1 (only the focus range)"
+            )
+        if not isinstance(self.focus_t_min, int) or not 0 <= self.focus_t_min <= 998:
+            raise ValueError(f"focus_t_min={self.focus_t_min!r}: a timestep from 0 to 998 (e.g. 500)")
+        if not isinstance(self.summary_whitening, int) or self.summary_whitening < 0:
+            raise ValueError(
+                f"summary_whitening={self.summary_whitening!r}: a number of records (e.g. 2000), or 0 for off"
+            )
+        if self.summary_whitening and self.unet_config is None:
+            raise ValueError(
+                "summary_whitening is set but no unet_config: it is for a UNet trained from scratch with a "
+                "caption summary; set it to 0 for a pretrained base"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay below 1 such as 0.999")
         if self.freeze_pose_embedding and self.mode not in ("controlnet", "unet+controlnet"):

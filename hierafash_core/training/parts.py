@@ -15,6 +15,7 @@ from ..models.caption_summary import summary_kwargs
 from .config import TrainConfig
 from .export import save_controlnet_ldm, save_lora_comfy, save_unet_ldm
 from .models import BaseModel, read_json
+from .summary_whitening import folded
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,11 @@ class Trainable:
         return {kind: self.export(module, folder / name, step, kind) for kind, name in self.export_names().items()}
 
     def export(self, module, path: Path, step: int, kind: str | None = None) -> Path:
+        # A whitened class embedding (summary_whitening) is written as the plain layer it equals.
+        with folded(module):
+            return self._export(module, path, step, kind)
+
+    def _export(self, module, path: Path, step: int, kind: str | None) -> Path:
         meta = {"hierafash_step": str(step), "hierafash_schedule": self.config.prompt_schedule.spec()}
         dtype = self.config.export_dtype
         if self.mode == "unet+controlnet":

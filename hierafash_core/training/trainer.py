@@ -49,6 +49,7 @@ from .config import TrainConfig
 from .data import PoseCaptionDataset, StepBatches, collate
 from .models import BaseModel, load_base, read_json
 from .parts import LatentCache, TextCache, Trainable, WeightAverage, place
+from .summary_whitening import attach_whitening, estimate_whitening
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,17 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
         h.update(key.encode())
         h.update(state[key].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def draw_timesteps(batch: int, num_t: int, focus_share: float, focus_t_min: int, g: torch.Generator) -> torch.Tensor:
+    """(batch,) timesteps: uniform on 0..num_t-1, except a ``focus_share`` of them uniform on
+    ``focus_t_min..num_t-1``. With no focus the draw is exactly the uniform one (same generator use)."""
+    t = torch.randint(0, num_t, (batch,), generator=g)
+    if focus_share > 0:
+        focused = torch.rand(batch, generator=g) < focus_share
+        high = torch.randint(min(focus_t_min, num_t - 1), num_t, (batch,), generator=g)
+        t = torch.where(focused, high, t)
+    return t
 
 
 def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None:
@@ -190,6 +202,13 @@ def train(
     if whole_unet:
         base.unet.requires_grad_(True)
     place(base.text_encoder, device, weight_dtype)
+    if config.summary_whitening:
+        # Before placing the trainable part, so the wrapper's buffers move with it (and before a
+        # resume loads them back from the checkpoint: the same values, estimated the same way).
+        stats = estimate_whitening(
+            base.encode_text, dataset.prompts[: config.summary_whitening], schedule, config.caption_dropout
+        )
+        attach_whitening(trainable.module, stats)
     place(base.vae, device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
     # The frozen UNet (ControlNet mode) and the frozen UNet weights under LoRA layers are stored in
     # the mixed-precision type; whatever trains stays in float32 (the optimizer's master weights).
@@ -318,7 +337,7 @@ def train(
                 # Steps 1-3: latents, noise level, staged caption (or the empty one, for CFG).
                 z0 = latents(idx, batch["pixel_values"], g)
                 noise = torch.randn(z0.shape, generator=g).to(device)
-                t = torch.randint(0, num_t, (bsz,), generator=g)
+                t = draw_timesteps(bsz, num_t, config.focus_share, config.focus_t_min, g)
                 drop = (torch.rand(bsz, generator=g) < config.caption_dropout).tolist()
                 captions = schedule.captions_at([dataset.prompts[i] for i in idx], t)
                 captions = ["" if d else c for c, d in zip(captions, drop, strict=True)]
