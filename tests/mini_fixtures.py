@@ -22,7 +22,7 @@ TEST_RECIPE = {
     "train": {
         "height": 192, "width": 128, "batch_size": 2, "learning_rate": 0.0005, "max_steps": 2, "snr_gamma": 0.0,
         "ema_decay": 0.9, "latent_cache": 100, "text_cache": 0, "freeze_pose_embedding": True,
-        "summary_whitening": 6,  # as the real recipe: the files then hold the folded layer
+        "summary_whitening": 6,  # off in the shipped recipe; on here so the ComfyUI tests cover a folded layer
         "checkpoint_every": 1, "checkpoints_total_limit": 1,
     },
 }  # fmt: skip
