@@ -22,28 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mini_common import add_model_options, load_designer
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=80, help="held-out designs (a fifth edit each length)")
-    parser.add_argument("--model", default=None, help="folder of the built files (default: the built-in one)")
-    parser.add_argument("--threads", type=int, default=2)
+    add_model_options(parser)
     args = parser.parse_args()
     if not 10 <= args.cases <= 300:
         parser.error(f"--cases {args.cases}: from 10 to 300 (the classifier trains on the records after 300)")
-    if args.threads < 1:
-        parser.error(f"--threads {args.threads}: give at least 1")
 
     from hierafash_core.editing import EditConfig, latent_mask, resolve_start, run_edit
     from hierafash_core.evaluation.cases import held_out_cases
@@ -51,16 +44,10 @@ def main() -> int:
     from hierafash_core.evaluation.metrics import psnr_outside
     from hierafash_core.evaluation.run import EvalConfig, draft_latents
     from hierafash_core.masks import region_mask
-    from hierafash_core.mini import MiniDesigner, mini_designer_files
     from hierafash_core.mini.pipeline import normal_sigmas
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    try:
-        files = mini_designer_files(args.model, build=False)
-    except FileNotFoundError as error:
-        parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
-    designer = MiniDesigner.load(files)
+    designer, files = load_designer(parser, args)
     classifier, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
     config = EvalConfig(cases=args.cases)
     cases = held_out_cases(args.cases)

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mini_common import add_model_options, load_designer
 
 FIELDS = ("category", "style", "clothing_length", "sleeve_length", "sleeve_type", "collar", "hem")
 
@@ -53,30 +49,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=3000, help="synthetic records for the probe (both splits)")
     parser.add_argument("--designs", type=int, default=200, help="held-out designs for the conditioning figures")
-    parser.add_argument("--model", default=None, help="folder of the built files (default: the built-in one)")
-    parser.add_argument("--threads", type=int, default=2)
+    add_model_options(parser)
     args = parser.parse_args()
     if not 200 <= args.records <= 10_000:
         parser.error(f"--records {args.records}: from 200 to 10000 (the build's data set)")
     if not 10 <= args.designs <= 300:
         parser.error(f"--designs {args.designs}: from 10 to 300")
-    if args.threads < 1:
-        parser.error(f"--threads {args.threads}: give at least 1")
 
     from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.mini import MiniDesigner, mini_designer_files
     from hierafash_core.models.caption_summary import caption_summary
     from hierafash_core.prompt import HierarchicalPrompt
     from hierafash_core.synth.writer import SynthConfig, make_sample
     from hierafash_core.training.summary_whitening import estimate_whitening
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    try:
-        files = mini_designer_files(args.model, build=False)
-    except FileNotFoundError as error:
-        parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
-    designer = MiniDesigner.load(files)
+    designer, files = load_designer(parser, args)
     schedule = designer.schedule
 
     def summaries(captions: list[str]) -> torch.Tensor:

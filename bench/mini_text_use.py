@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from mini_common import add_model_options, load_designer
 
 
 def main() -> int:
@@ -37,13 +33,10 @@ def main() -> int:
     parser.add_argument("--designs", type=int, default=32, help="held-out designs (at least 2)")
     parser.add_argument("--timesteps", default="950,800,600,400,200", help="DDPM timesteps, comma separated")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", default=None, help="folder of the built files (default: the built-in one)")
+    add_model_options(parser)
     args = parser.parse_args()
     if not 2 <= args.designs <= 300:
         parser.error(f"--designs {args.designs}: from 2 (a design's 'other' caption is its neighbour's) to 300")
-    if args.threads < 1:
-        parser.error(f"--threads {args.threads}: give at least 1")
     try:
         timesteps = [int(t) for t in args.timesteps.split(",")]
     except ValueError:
@@ -52,15 +45,9 @@ def main() -> int:
         parser.error(f"--timesteps {args.timesteps}: each must be in 0..999")
 
     from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.mini import MiniDesigner, mini_designer_files
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    try:
-        files = mini_designer_files(args.model, build=False)
-    except FileNotFoundError as error:
-        parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
-    designer = MiniDesigner.load(files)
+    designer, files = load_designer(parser, args)
     cases = held_out_cases(args.designs)
     images = torch.stack([torch.from_numpy(c.image).permute(2, 0, 1).float() / 255 for c in cases])  # (B, 3, H, W)
     x0 = designer.encode_images(images)  # (B, 4, h, w)
