@@ -7,10 +7,15 @@ evaluate``'s cases), the pack's ``both`` edit with a noise start, varied one way
 - ``source as negative, w``: guidance away from the design's own caption instead of the empty
   one, ``D_old + w (D_new - D_old)``, which scales only what the changed attribute adds;
 - ``covering latent mask``: every latent cell the region touches is fully editable (max-pooled),
-  instead of the area-averaged mask, for arms about one latent cell wide.
+  instead of the area-averaged mask, for arms about one latent cell wide;
+- ``start at pure noise``: the whole schedule from t = 999 instead of the attribute's start
+  (t = 911 for clothing length, 831 for sleeve length), so nothing of the old region survives.
 
 Figures: the share of edits the attribute classifier reads as the asked value, the share it reads
-as the draft's old value, and PSNR outside the region.
+as the draft's old value, and PSNR outside the region. A second table checks the judge: the
+classifier on the same designs' own records (through the autoencoder), as shown, with the region
+greyed out, and with everything but the region greyed out; if it read the attribute from outside
+the region, no edit inside it could change its answer.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_probe.py [--cases 80] [--model DIR]
 
@@ -81,12 +86,14 @@ def main() -> int:
             "source as negative, w 4": (away_from_source(4.0), averaged),
             "source as negative, w 8": (away_from_source(8.0), averaged),
             "covering latent mask, cfg 4": (plain, covering),
+            "start at pure noise (t = 999), cfg 4": (plain, averaged),
         }
         before = classifier.predict(images[idx])[attribute]
         for name, (denoise, lmask) in variants.items():
             noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(idx[0]))
             with torch.no_grad():
-                out = run_edit(denoise, sigmas, src, lmask, noise, EditConfig(mode="both", start_method="noise"))
+                run = full if name.startswith("start at pure noise") else sigmas
+                out = run_edit(denoise, run, src, lmask, noise, EditConfig(mode="both", start_method="noise"))
                 edited = designer.decode(out.latent)
             read = classifier.predict(edited)[attribute]
             rows.append({
@@ -102,7 +109,38 @@ def main() -> int:
             f"| {r['attribute']} | {r['variant']} | {r['n']} | {100 * r['asked']:.0f}% | {100 * r['old']:.0f}% "
             f"| {r['psnr']:.1f} |"
         )
-    print(json.dumps({"cases": args.cases, "rows": rows, "seconds": round(time.perf_counter() - started, 1)}))
+    # The judge: does the classifier read the attribute inside the region?
+    from hierafash_core.synth.labels import drawn_as
+
+    judge = []
+    with torch.no_grad():
+        real = torch.from_numpy(np.stack([c.image for c in cases])).permute(0, 3, 1, 2).float() / 255
+        shown = designer.decode(designer.encode_images(real))  # (N, 3, H, W)
+    for attribute in ("clothing_length", "sleeve_length"):
+        region = torch.cat([
+            region_mask(keypoints[i : i + 1], (height, width), attribute, c.fields["category"])
+            for i, c in enumerate(cases)
+        ])  # fmt: skip
+        truth = [drawn_as(attribute, c.fields[attribute]) for c in cases]
+        row = {"attribute": attribute}
+        for name, image in (
+            ("as shown", shown),
+            ("region greyed", shown * (1 - region) + 0.5 * region),
+            ("outside greyed", shown * region + 0.5 * (1 - region)),
+        ):
+            read = classifier.predict(image)[attribute]
+            row[name] = float(np.mean([r == t for r, t in zip(read, truth, strict=True)]))
+        judge.append(row)
+    print()
+    print(f"| classifier on the {len(cases)} designs' records | as shown | region greyed | outside greyed |")
+    print("|---|---|---|---|")
+    for r in judge:
+        print(
+            f"| {r['attribute']} | {100 * r['as shown']:.0f}% | {100 * r['region greyed']:.0f}% "
+            f"| {100 * r['outside greyed']:.0f}% |"
+        )
+    seconds = round(time.perf_counter() - started, 1)
+    print(json.dumps({"cases": args.cases, "rows": rows, "judge": judge, "seconds": seconds}))
     return 0
 
 
