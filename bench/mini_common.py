@@ -25,8 +25,13 @@ def load_designer(parser: argparse.ArgumentParser, args: argparse.Namespace):
     if args.threads < 1:
         parser.error(f"--threads {args.threads}: give at least 1")
     torch.set_num_threads(args.threads)
+    build = "hierafash mini-designer build" + (f" --out {args.model}" if args.model else "")
     try:
         files = mini_designer_files(args.model, build=False)
-    except FileNotFoundError as error:
-        parser.exit(2, f"{error}\nbuild it first: .venv/bin/python -m hierafash_core.cli mini-designer build\n")
-    return MiniDesigner.load(files), files
+    except FileNotFoundError:
+        where = args.model or "the built-in folder"
+        parser.exit(2, f"--model: no mini designer in {where}; build it first: {build}\n")
+    try:
+        return MiniDesigner.load(files), files
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"--model: the mini designer in {files.folder} does not load: {error}\nrebuild it: {build}\n")

@@ -86,6 +86,19 @@ def test_captions_are_weighted_as_the_trainer_draws_them():
     assert captions[0] == schedule.caption_at(prompt, 950) and weights[0] == pytest.approx(0.9 * 100 / 1000)
 
 
+def test_focused_timesteps_reweight_the_captions():
+    prompt = HierarchicalPrompt.from_caption(
+        "Dress, Elegant, Party, Tall, Crisp Feeling, Long Dress, Short Sleeve, Puffed Sleeve, V-Neck, Ruffle Hem"
+    )
+    schedule = PromptSchedule.paper()
+    captions, weights = training_captions([prompt], schedule, caption_dropout=0.0, focus=(0.5, 500))
+    assert sum(weights) == pytest.approx(1.0)
+    # t 0-499 (the last stage): drawn only by the uniform half, 0.5 * 500 / 1000
+    assert weights[-2] == pytest.approx(0.25) and captions[-2] == schedule.caption_at(prompt, 100)
+    # t 900-999: 0.5 * 100 / 1000 + 0.5 * 100 / 500
+    assert weights[0] == pytest.approx(0.15)
+
+
 def test_attach_needs_a_unet_that_reads_a_summary():
     from diffusers import UNet2DConditionModel
 
@@ -121,6 +134,10 @@ def test_settings_are_checked():
         TrainConfig(**ok, summary_whitening=-1).validate()
     with pytest.raises(ValueError, match="summary_whitening is set but no unet_config"):
         TrainConfig(**ok, summary_whitening=10).validate()
+    with pytest.raises(ValueError, match="summary_whitening=True"):
+        TrainConfig(**ok, summary_whitening=True).validate()
+    with pytest.raises(ValueError, match="focus_t_min=500 has no effect with focus_share=0"):
+        TrainConfig(**ok, focus_t_min=500).validate()
 
 
 @pytest.fixture(scope="module")
@@ -163,5 +180,26 @@ def test_training_exports_the_plain_layer_and_resumes_exactly(tiny, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(_config(tiny, tmp_path / "cut"), base=load_base(tiny["base"]), callback=stop)
+    for other in (0, 6):  # off, or another record count: the checkpoint's tensors and statistics would not apply
+        with pytest.raises(ValueError, match=f"summary_whitening=8, this run has {other}; use the same"):
+            train(
+                _config(tiny, tmp_path / "cut", resume="latest", summary_whitening=other), base=load_base(tiny["base"])
+            )
     resumed = train(_config(tiny, tmp_path / "cut", resume="latest"), base=load_base(tiny["base"]))
     assert resumed.weights_sha256 == whole.weights_sha256
+
+
+def test_a_unet_without_a_summary_is_refused_before_any_caption_is_encoded(tiny, tmp_path, monkeypatch):
+    from hierafash_core.training import summary_whitening
+    from hierafash_core.training.models import load_base
+
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(TINY_UNET))
+
+    def never(*args, **kwargs):
+        raise AssertionError("captions were encoded before the UNet was checked")
+
+    monkeypatch.setattr(summary_whitening, "estimate_whitening", never)
+    monkeypatch.setattr("hierafash_core.training.trainer.estimate_whitening", never)
+    with pytest.raises(ValueError, match="takes no caption summary; set class_embed_type 'projection'"):
+        train(_config(tiny, tmp_path / "run", unet_config=str(plain)), base=load_base(tiny["base"]))

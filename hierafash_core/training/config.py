@@ -236,9 +236,22 @@ class TrainConfig:
             raise ValueError(
                 f"focus_share={self.focus_share}: use 0 (uniform timesteps) up to 1 (only the focus range)"
             )
-        if not isinstance(self.focus_t_min, int) or not 0 <= self.focus_t_min <= 998:
+        if (
+            isinstance(self.focus_t_min, bool)
+            or not isinstance(self.focus_t_min, int)
+            or not 0 <= self.focus_t_min <= 998
+        ):
             raise ValueError(f"focus_t_min={self.focus_t_min!r}: a timestep from 0 to 998 (e.g. 500)")
-        if not isinstance(self.summary_whitening, int) or self.summary_whitening < 0:
+        if self.focus_t_min and not self.focus_share:
+            raise ValueError(
+                f"focus_t_min={self.focus_t_min} has no effect with focus_share=0; set focus_share (e.g. 0.5) "
+                "or leave focus_t_min at 0"
+            )
+        if (
+            isinstance(self.summary_whitening, bool)
+            or not isinstance(self.summary_whitening, int)
+            or self.summary_whitening < 0
+        ):
             raise ValueError(
                 f"summary_whitening={self.summary_whitening!r}: a number of records (e.g. 2000), or 0 for off"
             )

@@ -78,17 +78,26 @@ def whitening_from_summaries(
 
 
 def training_captions(
-    prompts: Sequence[HierarchicalPrompt], schedule: PromptSchedule, caption_dropout: float
+    prompts: Sequence[HierarchicalPrompt],
+    schedule: PromptSchedule,
+    caption_dropout: float,
+    focus: tuple[float, int] = (0.0, 0),
+    num_t: int = 1000,
 ) -> tuple[list[str], list[float]]:
-    """Each prompt's caption at every stage, weighted by the stage's share of timesteps, plus the
-    empty caption weighted by the dropout: the captions the trainer draws, in its proportions."""
+    """Each prompt's caption at every stage, weighted by how often the trainer draws a timestep of
+    that stage (uniform, or with ``focus = (share, t_min)`` that share drawn from ``t_min..num_t-1``),
+    plus the empty caption weighted by the dropout: the captions the trainer draws, in its proportions."""
+    share, t_min = focus
+    t_min = min(t_min, num_t - 1)
     captions: list[str] = []
     weights: list[float] = []
-    total = sum(s.t_high - s.t_low + 1 for s in schedule.stages)
     for prompt in prompts:
         for stage in schedule.stages:
+            width = stage.t_high - stage.t_low + 1
+            in_focus = max(0, min(stage.t_high, num_t - 1) - max(stage.t_low, t_min) + 1)
+            drawn = (1.0 - share) * width / num_t + share * in_focus / (num_t - t_min)
             captions.append(schedule.caption_at(prompt, stage.t_low))
-            weights.append((1.0 - caption_dropout) * (stage.t_high - stage.t_low + 1) / total)
+            weights.append((1.0 - caption_dropout) * drawn)
     captions.append("")
     weights.append(caption_dropout * len(prompts))
     return captions, weights
@@ -101,6 +110,7 @@ def estimate_whitening(
     schedule: PromptSchedule,
     caption_dropout: float,
     floor: float = EIGEN_FLOOR,
+    focus: tuple[float, int] = (0.0, 0),
 ) -> WhiteningStats:
     """Statistics of the summaries of ``prompts`` as the trainer captions them.
 
@@ -109,7 +119,7 @@ def estimate_whitening(
     """
     if not prompts:
         raise ValueError("summary_whitening: the dataset has no records to estimate the whitening from")
-    captions, weights = training_captions(prompts, schedule, caption_dropout)
+    captions, weights = training_captions(prompts, schedule, caption_dropout, focus)
     # Captions repeat (concept stages share fields); each distinct one is encoded once.
     distinct = sorted(set(captions))
     summaries = {}
@@ -117,7 +127,12 @@ def estimate_whitening(
         part = distinct[i : i + _ENCODE_BATCH]
         summaries.update(zip(part, caption_summary(encode(part).float()).cpu(), strict=True))
     x = torch.stack([summaries[c] for c in captions])
-    stats = whitening_from_summaries(x, torch.tensor(weights), floor)
+    try:
+        stats = whitening_from_summaries(x, torch.tensor(weights), floor)
+    except ValueError as error:
+        raise ValueError(
+            f"summary_whitening={len(prompts)} records: {error}; use more records, or set summary_whitening to 0"
+        ) from None
     log.info("caption summary whitening from %d captions (%d distinct)", len(captions), len(distinct))
     return stats
 
@@ -165,8 +180,8 @@ def _summary_readers(module: torch.nn.Module) -> list[torch.nn.Module]:
     return found
 
 
-def attach_whitening(module: torch.nn.Module, stats: WhiteningStats) -> int:
-    """Wrap the first class-embedding layer of every summary reader in ``module``; returns how many.
+def check_takes_summary(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The summary readers in ``module``.
 
     Raises:
         ValueError: no UNet in ``module`` takes a caption summary.
@@ -177,6 +192,16 @@ def attach_whitening(module: torch.nn.Module, stats: WhiteningStats) -> int:
             "summary_whitening is set but the UNet takes no caption summary; set class_embed_type "
             "'projection' in unet_config, or summary_whitening to 0"
         )
+    return readers
+
+
+def attach_whitening(module: torch.nn.Module, stats: WhiteningStats) -> int:
+    """Wrap the first class-embedding layer of every summary reader in ``module``; returns how many.
+
+    Raises:
+        ValueError: no UNet in ``module`` takes a caption summary.
+    """
+    readers = check_takes_summary(module)
     for reader in readers:
         embedding = reader.class_embedding
         if not isinstance(embedding.linear_1, WhitenedLinear):

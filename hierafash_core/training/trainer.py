@@ -49,7 +49,7 @@ from .config import TrainConfig
 from .data import PoseCaptionDataset, StepBatches, collate
 from .models import BaseModel, load_base, read_json
 from .parts import LatentCache, TextCache, Trainable, WeightAverage, place
-from .summary_whitening import attach_whitening, estimate_whitening
+from .summary_whitening import attach_whitening, check_takes_summary, estimate_whitening
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,20 @@ def draw_timesteps(batch: int, num_t: int, focus_share: float, focus_t_min: int,
 
 def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None:
     """Refuse a checkpoint whose weights cannot fit this run; warn where they fit but may differ."""
-    for key in ("mode", "lora_rank", "lora_targets", "unet_config"):
-        if key in saved and saved[key] != getattr(config, key):
+    # summary_whitening changes the checkpoint's tensors (the wrapper's names and statistics), and
+    # the statistics are restored from the checkpoint, so a different record count would not apply.
+    unset = {"summary_whitening": 0}  # checkpoints written before the setting existed
+    for key in ("mode", "lora_rank", "lora_targets", "unet_config", "summary_whitening"):
+        if key not in saved and key not in unset:
+            continue
+        before = saved.get(key, unset.get(key))
+        if before != getattr(config, key):
             raise ValueError(
-                f"resume={folder}: the checkpoint was trained with {key}={saved[key]!r}, this run has "
+                f"resume={folder}: the checkpoint was trained with {key}={before!r}, this run has "
                 f"{getattr(config, key)!r}; use the same {key} or start a new output_dir"
             )
-    for key in ("base", "dataset", "schedule", "batch_size", "gradient_accumulation_steps", "seed"):
+    for key in ("base", "dataset", "schedule", "batch_size", "gradient_accumulation_steps", "seed", "focus_share",
+                "focus_t_min"):  # fmt: skip
         if key in saved and saved[key] != getattr(config, key):
             log.warning(
                 "resume: %s was %r, now %r; the run will not repeat the interrupted one",
@@ -203,10 +210,16 @@ def train(
         base.unet.requires_grad_(True)
     place(base.text_encoder, device, weight_dtype)
     if config.summary_whitening:
-        # Before placing the trainable part, so the wrapper's buffers move with it (and before a
-        # resume loads them back from the checkpoint: the same values, estimated the same way).
+        # Before placing the trainable part, so the wrapper's buffers move with it (a resume then
+        # loads the checkpoint's own statistics over these). The UNet is checked first: encoding
+        # thousands of captions for a UNet that takes no summary would waste minutes.
+        check_takes_summary(trainable.module)
         stats = estimate_whitening(
-            base.encode_text, dataset.prompts[: config.summary_whitening], schedule, config.caption_dropout
+            base.encode_text,
+            dataset.prompts[: config.summary_whitening],
+            schedule,
+            config.caption_dropout,
+            focus=(config.focus_share, config.focus_t_min),
         )
         attach_whitening(trainable.module, stats)
     place(base.vae, device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
