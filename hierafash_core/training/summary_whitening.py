@@ -111,15 +111,18 @@ def estimate_whitening(
     caption_dropout: float,
     floor: float = EIGEN_FLOOR,
     focus: tuple[float, int] = (0.0, 0),
+    num_t: int = 1000,
 ) -> WhiteningStats:
     """Statistics of the summaries of ``prompts`` as the trainer captions them.
 
     Args:
         encode: captions -> (B, tokens, width) text states (the frozen text encoder).
+        focus / num_t: the trainer's timestep draw (``(focus_share, focus_t_min)``, the
+            scheduler's timestep count), which sets how often each stage's caption is seen.
     """
     if not prompts:
         raise ValueError("summary_whitening: the dataset has no records to estimate the whitening from")
-    captions, weights = training_captions(prompts, schedule, caption_dropout, focus)
+    captions, weights = training_captions(prompts, schedule, caption_dropout, focus, num_t)
     # Captions repeat (concept stages share fields); each distinct one is encoded once.
     distinct = sorted(set(captions))
     summaries = {}

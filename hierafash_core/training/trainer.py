@@ -220,6 +220,7 @@ def train(
             schedule,
             config.caption_dropout,
             focus=(config.focus_share, config.focus_t_min),
+            num_t=int(base.scheduler.config.num_train_timesteps),  # the same count the loop draws from
         )
         attach_whitening(trainable.module, stats)
     place(base.vae, device, torch.float32)  # the VAE stays in float32: fp16 SD VAEs overflow
