@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ HELP = {
     "snr_gamma": "min-SNR loss weighting with this gamma (0: plain MSE, 5 is common)",
     "focus_share": "share of examples whose timestep is drawn from focus_t_min..T-1 instead of 0..T-1 (0: uniform)",
     "focus_t_min": "lowest timestep of the focus range (e.g. 500: the noise levels where layout and attributes form)",
+    "region_weights": "loss weight per parse label, e.g. sleeves=4 skin=3 (others weigh 1; needs parse maps)",
     "summary_whitening": "records whose captions estimate a whitening of the caption summary while training (0: off)",
     "ema_decay": "keep an exponential moving average of the weights and export it (0: off, e.g. 0.999)",
     "latent_cache": "examples whose latents are kept after the first encode (0: off; deterministic autoencoders)",
@@ -105,6 +107,12 @@ class TrainConfig:
         focus_share / focus_t_min: that share of examples draws its timestep from
             ``focus_t_min..T-1``, the rest from ``0..T-1`` (more of the steps where layout and
             attributes form; 0 keeps the uniform draw).
+        region_weights: ``label=weight`` items, e.g. ``["sleeves=4", "skin=3"]``: each pixel's
+            squared error is weighted by its parse label's weight (1 for labels not named), the
+            map averaged down to the latent grid and scaled to a mean of 1 per example, so the
+            loss keeps its size and only its spread over the image changes. Small regions that
+            carry the attributes (a sleeve is a few latent pixels) then count for more. Needs a
+            parse map per record and ``parse_labels`` in ``dataset.json``; empty is off.
         summary_whitening: for a UNet from scratch that takes a caption summary: the captions of
             this many records estimate a whitening of the summary, which the class embedding reads
             while training and which is folded into its weights on export
@@ -158,6 +166,7 @@ class TrainConfig:
     snr_gamma: float = 0.0
     focus_share: float = 0.0
     focus_t_min: int = 0
+    region_weights: list[str] = field(default_factory=list)
     summary_whitening: int = 0
     ema_decay: float = 0.0
     latent_cache: int = 0
@@ -247,6 +256,7 @@ class TrainConfig:
                 f"focus_t_min={self.focus_t_min} has no effect with focus_share=0; set focus_share (e.g. 0.5) "
                 "or leave focus_t_min at 0"
             )
+        self.region_weight_map  # noqa: B018 (parses, raising on a bad item)
         if (
             isinstance(self.summary_whitening, bool)
             or not isinstance(self.summary_whitening, int)
@@ -269,6 +279,31 @@ class TrainConfig:
         if not self.output_name or any(c in self.output_name for c in "/\\:"):
             raise ValueError(f"output_name={self.output_name!r}: a plain file name prefix such as 'hierafash'")
         return self
+
+    @property
+    def region_weight_map(self) -> dict[str, float]:
+        """``region_weights`` as {label: weight}.
+
+        Raises:
+            ValueError: an item that is not ``label=weight`` with a positive finite weight.
+        """
+        if isinstance(self.region_weights, str) or not isinstance(self.region_weights, (list, tuple)):
+            raise ValueError(f"region_weights={self.region_weights!r}: a list of label=weight items, e.g. sleeves=4")
+        out: dict[str, float] = {}
+        for item in self.region_weights:
+            label, sep, value = str(item).partition("=")
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = float("nan")
+            if not sep or not label.strip() or not math.isfinite(weight) or weight <= 0:
+                raise ValueError(
+                    f"region_weights item {item!r}: use label=weight with a positive weight, e.g. sleeves=4"
+                )
+            if label.strip() in out:
+                raise ValueError(f"region_weights names {label.strip()!r} twice; give each label one weight")
+            out[label.strip()] = weight
+        return out
 
     @property
     def prompt_schedule(self) -> PromptSchedule:

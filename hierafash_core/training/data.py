@@ -1,7 +1,8 @@
 """Training examples from a dataset folder, and a batch order that survives resuming and sharding.
 
 An example is the image (centre-cropped to the training aspect, resized, in [-1, 1]), the pose
-rendered the way pose ControlNets see it (in [0, 1]) and the record's caption fields. The caption
+rendered the way pose ControlNets see it (in [0, 1]), the record's caption fields and, when the
+run weights regions of the loss, a weight per pixel read from the record's parse map. The caption
 itself is chosen in the training step, because it depends on the sampled timestep.
 
 The batch order is a pure function of (seed, step, process): every epoch is a seeded permutation,
@@ -11,16 +12,17 @@ own slice. A resumed run therefore sees exactly the batches the uninterrupted ru
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..dataset.records import Record, read_pose_json, read_records, resolve
+from ..dataset.records import META_FILE, Record, read_pose_json, read_records, resolve
 from ..pose.render import render_openpose_hwc
 from ..prompt import HierarchicalPrompt
 
@@ -50,12 +52,16 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
         with_pose: load and render the pose (``False`` for LoRA/UNet training without control).
         pose_renderer: ``(keypoints (18, 3), width, height) -> (H, W, 3) uint8`` for JSON poses;
             the OpenPose-18 stick figure by default.
+        region_weights: parse label name -> loss weight (labels not named weigh 1). Every record
+            then needs a parse map, and ``dataset.json`` the ``parse_labels`` that name its values.
 
     Items are dicts: ``pixel_values`` (3, H, W) in [-1, 1], ``conditioning`` (3, H, W) in [0, 1]
-    (zeros without pose) and ``index``. ``prompts[index]`` is the example's caption fields.
+    (zeros without pose), ``index`` and, with ``region_weights``, ``loss_weight`` (1, H, W).
+    ``prompts[index]`` is the example's caption fields.
 
     Raises:
-        ValueError: a record that does not read (run ``hierafash dataset check``), or no records.
+        ValueError: a record that does not read (run ``hierafash dataset check``), or no records;
+            with ``region_weights``, a label the dataset does not name or a record without parse map.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
         with_pose: bool = True,
         allow_free_text: bool = False,
         pose_renderer: PoseRenderer | None = None,
+        region_weights: Mapping[str, float] | None = None,
     ):
         self.root = Path(root)
         self.height, self.width = int(height), int(width)
@@ -86,6 +93,7 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
                 ) from None
             if with_pose and rec.pose is None:
                 raise ValueError(f"record {rec.id!r} (line {rec.line}) has no pose; a ControlNet needs one per image")
+        self.weight_table = _weight_table(self.root, self.records, region_weights) if region_weights else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -114,19 +122,59 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
             cond = np.asarray(self._fit(drawn, box), dtype=np.float32) / 255.0
         else:
             cond = np.zeros((self.height, self.width, 3), dtype=np.float32)
-        return {
+        item = {
             "pixel_values": torch.from_numpy(pixels).permute(2, 0, 1).contiguous(),  # HWC -> CHW
             "conditioning": torch.from_numpy(cond).permute(2, 0, 1).contiguous(),
             "index": index,
         }
+        if self.weight_table is not None:
+            with Image.open(resolve(self.root, rec.parse, "parse")) as im:
+                # Nearest, so a label never blends into a neighbour's value (the trainer averages later).
+                if im.size != rgb.size:
+                    raise ValueError(f"record {rec.id!r}: parse map {im.size} and image {rgb.size} differ in size")
+                small = im.convert("L").crop(box).resize((self.width, self.height), Image.Resampling.NEAREST)
+            labels = np.asarray(small)
+            item["loss_weight"] = torch.from_numpy(self.weight_table[labels]).unsqueeze(0)  # (1, H, W)
+        return item
+
+
+def _weight_table(root: Path, records: list[Record], weights: Mapping[str, float]) -> np.ndarray:
+    """(256,) float32: the loss weight of each parse-map value (1 for values no weight names)."""
+    meta_path = root / META_FILE
+    try:
+        labels = json.loads(meta_path.read_text(encoding="utf-8")).get("parse_labels") or {}
+    except (OSError, ValueError, AttributeError):
+        labels = {}
+    if not labels:
+        raise ValueError(
+            f"region_weights is set but {meta_path} names no parse_labels; weight regions only on a dataset with "
+            "parse maps and their label names (e.g. one from `hierafash synth`), or leave region_weights empty"
+        )
+    by_name = {str(name): int(value) for value, name in labels.items()}
+    unknown = sorted(set(weights) - set(by_name))
+    if unknown:
+        raise ValueError(f"region_weights names {unknown}, which {meta_path} does not; its labels: {sorted(by_name)}")
+    missing = [r.id for r in records if not r.parse]
+    if missing:
+        raise ValueError(
+            f"region_weights is set but {len(missing)} records have no parse map (first: {missing[0]!r}); "
+            "give every record one, or leave region_weights empty"
+        )
+    table = np.ones(256, dtype=np.float32)
+    for name, weight in weights.items():
+        table[by_name[name]] = float(weight)
+    return table
 
 
 def collate(items: list[dict]) -> dict:
-    return {
+    out = {
         "pixel_values": torch.stack([it["pixel_values"] for it in items]),
         "conditioning": torch.stack([it["conditioning"] for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
     }
+    if "loss_weight" in items[0]:
+        out["loss_weight"] = torch.stack([it["loss_weight"] for it in items])
+    return out
 
 
 class StepBatches(torch.utils.data.Sampler[list[int]]):

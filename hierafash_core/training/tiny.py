@@ -127,14 +127,29 @@ _FIGURE = np.array(
 )  # fmt: skip
 
 
+TOY_PARSE_LABELS = ("background", "garment", "face")
+
+
 def write_toy_dataset(
-    folder: str | os.PathLike, n: int = 8, *, width: int = 64, height: int = 96, seed: int = 0, test: int = 0
+    folder: str | os.PathLike,
+    n: int = 8,
+    *,
+    width: int = 64,
+    height: int = 96,
+    seed: int = 0,
+    test: int = 0,
+    parse: bool = False,
 ) -> Path:
-    """A dataset folder of ``n`` toy records (the last ``test`` of them in the test split)."""
+    """A dataset folder of ``n`` toy records (the last ``test`` of them in the test split).
+
+    With ``parse``, each record also gets a parse map labelled as :data:`TOY_PARSE_LABELS`.
+    """
     rng = random.Random(seed)  # noqa: S311 (toy data, not security)
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "poses").mkdir(parents=True, exist_ok=True)
+    if parse:
+        (folder / "parse").mkdir(parents=True, exist_ok=True)
     records = []
     for i in range(n):
         rid = f"{i:06d}"
@@ -145,12 +160,31 @@ def write_toy_dataset(
         im = Image.new("RGB", (width, height), bg)
         draw = ImageDraw.Draw(im)
         top, hem = kp[1, 1], kp[rng.choice([9, 10]), 1]
-        draw.polygon([(kp[2, 0], top), (kp[5, 0], top), (kp[11, 0] + 6, hem), (kp[8, 0] - 6, hem)], fill=cloth)
-        draw.ellipse([kp[0, 0] - 5, kp[0, 1] - 6, kp[0, 0] + 5, kp[0, 1] + 6], fill=(230, 190, 160))
+        garment = [(kp[2, 0], top), (kp[5, 0], top), (kp[11, 0] + 6, hem), (kp[8, 0] - 6, hem)]
+        head = [kp[0, 0] - 5, kp[0, 1] - 6, kp[0, 0] + 5, kp[0, 1] + 6]
+        draw.polygon(garment, fill=cloth)
+        draw.ellipse(head, fill=(230, 190, 160))
         im.save(folder / "images" / f"{rid}.png")
+        if parse:
+            labels = Image.new("L", (width, height), 0)
+            ImageDraw.Draw(labels).polygon(garment, fill=1)
+            ImageDraw.Draw(labels).ellipse(head, fill=2)
+            labels.save(folder / "parse" / f"{rid}.png")
         write_pose_json(folder / "poses" / f"{rid}.json", kp, width, height)
         fields = {f.key: rng.choice(f.values) for f in FIELDS}
         split = "test" if i >= n - test else "train"
-        records.append(Record(id=rid, image=f"images/{rid}.png", pose=f"poses/{rid}.json", fields=fields, split=split))
-    write_records(folder, records, {"name": "toy", "generator": "hierafash_core.training.tiny", "seed": seed})
+        records.append(
+            Record(
+                id=rid,
+                image=f"images/{rid}.png",
+                pose=f"poses/{rid}.json",
+                fields=fields,
+                split=split,
+                parse=f"parse/{rid}.png" if parse else None,
+            )
+        )
+    meta = {"name": "toy", "generator": "hierafash_core.training.tiny", "seed": seed}
+    if parse:
+        meta["parse_labels"] = {str(i): name for i, name in enumerate(TOY_PARSE_LABELS)}
+    write_records(folder, records, meta)
     return folder

@@ -6,7 +6,8 @@ One training step, for a batch of images x0 with poses p and caption fields F:
     2. t ~ U{0..T-1}, eps ~ N(0, I), z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
     3. c = caption(F, fields_at(t)), or "" with probability caption_dropout
     4. eps_hat = UNet(z_t, t, text(c), ControlNet(z_t, t, text(c), render(p)))
-    5. L = || eps_hat - eps ||^2   (or the velocity target for v-prediction models)
+    5. L = || eps_hat - eps ||^2   (or the velocity target for v-prediction models; with
+       ``region_weights``, each latent pixel's error weighted by its parse region)
 
 Only the trainable part gets gradients: the ControlNet (the paper's recipe; the base UNet stays
 frozen), LoRA layers on the UNet, the whole UNet, or a UNet and its ControlNet together (a small
@@ -98,6 +99,16 @@ def draw_timesteps(batch: int, num_t: int, focus_share: float, focus_t_min: int,
     return t
 
 
+def region_map(pixel_weights: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) pixel weights -> (B, 1, h, w) on the latent grid, each example's mean 1.
+
+    Area averaging: a latent pixel half sleeve, half background weighs between the two. The mean
+    of 1 keeps the loss (and so the learning rate's meaning) the size an unweighted run has.
+    """
+    small = F.adaptive_avg_pool2d(pixel_weights.float(), tuple(latent_hw))
+    return small / small.mean(dim=(1, 2, 3), keepdim=True)
+
+
 def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None:
     """Refuse a checkpoint whose weights cannot fit this run; warn where they fit but may differ."""
     # summary_whitening changes the checkpoint's tensors (the wrapper's names and statistics), and
@@ -113,7 +124,7 @@ def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None
                 f"{getattr(config, key)!r}; use the same {key} or start a new output_dir"
             )
     for key in ("base", "dataset", "schedule", "batch_size", "gradient_accumulation_steps", "seed", "focus_share",
-                "focus_t_min"):  # fmt: skip
+                "focus_t_min", "region_weights"):  # fmt: skip
         if key in saved and saved[key] != getattr(config, key):
             log.warning(
                 "resume: %s was %r, now %r; the run will not repeat the interrupted one",
@@ -192,6 +203,7 @@ def train(
         with_pose=config.mode in ("controlnet", "unet+controlnet"),
         allow_free_text=config.allow_free_text,
         pose_renderer=pose_renderer,
+        region_weights=config.region_weight_map,
     )
 
     # -- 2. models ----------------------------------------------------------------------------------
@@ -383,14 +395,17 @@ def train(
                         else:
                             extra = summary_kwargs(accelerator.unwrap_model(model), states)
                             pred = model(zt, t, encoder_hidden_states=states, return_dict=False, **extra)[0]
-                    # Step 5: MSE on the noise (or velocity) target, per example weighted by min-SNR if asked.
+                    # Step 5: MSE on the noise (or velocity) target, per example weighted by min-SNR if asked,
+                    # per latent pixel by the parse regions if asked.
+                    err = (pred.float() - target.float()).pow(2)  # (B, C, h, w)
+                    if "loss_weight" in batch:
+                        err = err * region_map(batch["loss_weight"], err.shape[-2:]).to(err.device)
                     if config.snr_gamma > 0:
                         snr = (a / (1 - a)).view(-1)
                         weight = snr.clamp(max=config.snr_gamma) / (snr if prediction == "epsilon" else snr + 1)
-                        per_example = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
-                        loss = (weight * per_example).mean()
+                        loss = (weight * err.mean(dim=(1, 2, 3))).mean()
                     else:
-                        loss = F.mse_loss(pred.float(), target.float())
+                        loss = err.mean()
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, config.max_grad_norm)
