@@ -108,3 +108,13 @@ def test_training_weights_the_loss_by_region(toy, tmp_path):
     assert first_loss(region_weights=["garment=1"]) == pytest.approx(plain, rel=1e-5)  # all ones: the plain MSE
     heavy = first_loss(region_weights=["garment=50"])
     assert heavy != pytest.approx(plain, rel=1e-3)  # the same step, its error spread another way
+
+
+def test_parse_labels_that_do_not_read_are_refused(toy, tmp_path):
+    import shutil
+
+    data = shutil.copytree(toy["data"], tmp_path / "data")
+    for labels in (["background", "garment"], {"zero": "background"}, {"300": "garment"}):
+        (data / "dataset.json").write_text(json.dumps({"parse_labels": labels}))
+        with pytest.raises(ValueError, match="parse_labels should map 8-bit parse values to names"):
+            PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 4})

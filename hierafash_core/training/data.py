@@ -150,7 +150,15 @@ def _weight_table(root: Path, records: list[Record], weights: Mapping[str, float
             f"region_weights is set but {meta_path} names no parse_labels; weight regions only on a dataset with "
             "parse maps and their label names (e.g. one from `hierafash synth`), or leave region_weights empty"
         )
-    by_name = {str(name): int(value) for value, name in labels.items()}
+    try:
+        by_name = {str(name): int(value) for value, name in labels.items()}
+    except (AttributeError, TypeError, ValueError):
+        by_name = {}
+    if not all(0 <= v < 256 for v in by_name.values()) or not by_name:
+        raise ValueError(
+            f'{meta_path}: parse_labels should map 8-bit parse values to names, e.g. {{"0": "background"}}; '
+            f"got {labels!r:.200}"
+        )
     unknown = sorted(set(weights) - set(by_name))
     if unknown:
         raise ValueError(f"region_weights names {unknown}, which {meta_path} does not; its labels: {sorted(by_name)}")
