@@ -56,6 +56,8 @@ def test_bad_region_weights_are_refused_with_the_fix(toy):
     for bad, match in (
         (["sleeves"], "item 'sleeves': use label=weight"),
         (["sleeves=0"], "item 'sleeves=0'"),
+        (["sleeves=1e37"], "a weight from 0.001 to 1000"),  # float32 pooling would overflow to a NaN loss
+        (["sleeves=1e-46"], "item 'sleeves=1e-46'"),
         (["sleeves=nan"], "item 'sleeves=nan'"),
         (["=3"], "item '=3'"),
         (["skin=2", "skin=3"], "names 'skin' twice"),
@@ -104,10 +106,13 @@ def test_training_weights_the_loss_by_region(toy, tmp_path):
               callback=lambda step, total, loss: seen.append(loss))  # fmt: skip
         return seen[0]
 
-    plain = first_loss()
-    assert first_loss(region_weights=["garment=1"]) == pytest.approx(plain, rel=1e-5)  # all ones: the plain MSE
-    heavy = first_loss(region_weights=["garment=50"])
-    assert heavy != pytest.approx(plain, rel=1e-3)  # the same step, its error spread another way
+    for snr_gamma in (0.0, 5.0):
+        plain = first_loss(snr_gamma=snr_gamma)
+        # One weight everywhere is the plain MSE whatever its size: each map is scaled to a mean of 1.
+        for same in (["garment=1"], ["garment=3", "background=3", "face=3"]):
+            assert first_loss(region_weights=same, snr_gamma=snr_gamma) == pytest.approx(plain, rel=1e-5)
+        heavy = first_loss(region_weights=["garment=50"], snr_gamma=snr_gamma)
+        assert heavy != pytest.approx(plain, rel=1e-3)  # the same step, its error spread another way
 
 
 def test_parse_labels_that_do_not_read_are_refused(toy, tmp_path):
@@ -118,3 +123,67 @@ def test_parse_labels_that_do_not_read_are_refused(toy, tmp_path):
         (data / "dataset.json").write_text(json.dumps({"parse_labels": labels}))
         with pytest.raises(ValueError, match="parse_labels should map 8-bit parse values to names"):
             PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 4})
+
+
+def _copy(toy, tmp_path):
+    import shutil
+
+    return shutil.copytree(toy["data"], tmp_path / "data")
+
+
+def test_a_crop_to_the_training_aspect_keeps_weights_on_their_pixels(toy):
+    # 64x96 images trained at 64x64: both are centre-cropped the same way.
+    ds = PoseCaptionDataset(toy["data"], height=64, width=64, with_pose=False, region_weights={"garment": 5})
+    for i in range(len(ds)):
+        item = ds[i]
+        garment = item["loss_weight"][0] == 5
+        colour = item["pixel_values"][:, garment].median(dim=1).values
+        close = (item["pixel_values"] - colour[:, None, None]).abs().amax(dim=0) < 0.05
+        assert (close[garment].float().mean() > 0.95) and (garment[close].float().mean() > 0.9)
+
+
+def test_palette_maps_are_read_by_their_label_values(toy, tmp_path):
+    from PIL import Image
+
+    data = _copy(toy, tmp_path)
+    grey = PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 5})[0]
+    for path in (data / "parse").glob("*.png"):
+        with Image.open(path) as im:
+            labels = im.copy()
+        palette = labels.convert("P")
+        palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)  # colours whose grey is not the label
+        palette.save(path)
+    assert Image.open(next((data / "parse").glob("*.png"))).mode == "P"
+    ds = PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 5})
+    assert torch.equal(ds[0]["loss_weight"], grey["loss_weight"])
+
+
+def test_bad_parse_maps_stop_the_run_before_training(toy, tmp_path):
+    from PIL import Image
+
+    def refused(match, **kw):
+        with pytest.raises(ValueError, match=match):
+            PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 4}, **kw)
+
+    data = _copy(toy, tmp_path)
+    first = data / "parse" / "000001.png"
+    Image.open(first).resize((32, 48)).save(first)
+    refused("record '000001' .*parse map parse/000001.png is 32x48, its image 64x96; .* give it the same size")
+    Image.new("RGB", (64, 96)).save(first)
+    refused("record '000001' .*has mode RGB; region_weights reads single-channel label maps .*save it as 8-bit grey")
+    first.write_bytes(b"not a png")
+    refused("record '000001' .*does not open .*run `hierafash dataset check")
+    first.unlink()
+    refused("record '000001' .*does not open")
+
+
+def test_dataset_json_problems_name_the_file(toy, tmp_path):
+    data = _copy(toy, tmp_path)
+    (data / "dataset.json").write_text("{bad")
+    with pytest.raises(ValueError, match="dataset.json does not read"):
+        PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 4})
+    (data / "dataset.json").write_text(
+        json.dumps({"parse_labels": {"0": "background", "1": "garment", "2": "garment"}})
+    )
+    with pytest.raises(ValueError, match="one name to several values"):
+        PoseCaptionDataset(data, height=96, width=64, with_pose=False, region_weights={"garment": 4})

@@ -296,9 +296,9 @@ class TrainConfig:
                 weight = float(value)
             except ValueError:
                 weight = float("nan")
-            if not sep or not label.strip() or not math.isfinite(weight) or weight <= 0:
+            if not sep or not label.strip() or not math.isfinite(weight) or not 1e-3 <= weight <= 1e3:
                 raise ValueError(
-                    f"region_weights item {item!r}: use label=weight with a positive weight, e.g. sleeves=4"
+                    f"region_weights item {item!r}: use label=weight with a weight from 0.001 to 1000, e.g. sleeves=4"
                 )
             if label.strip() in out:
                 raise ValueError(f"region_weights names {label.strip()!r} twice; give each label one weight")

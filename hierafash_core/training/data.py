@@ -27,6 +27,7 @@ from ..pose.render import render_openpose_hwc
 from ..prompt import HierarchicalPrompt
 
 log = logging.getLogger(__name__)
+NEAREST = Image.Resampling.NEAREST
 
 PoseRenderer = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -129,22 +130,54 @@ class PoseCaptionDataset(torch.utils.data.Dataset):
         }
         if self.weight_table is not None:
             with Image.open(resolve(self.root, rec.parse, "parse")) as im:
-                # Nearest, so a label never blends into a neighbour's value (the trainer averages later).
-                if im.size != rgb.size:
-                    raise ValueError(f"record {rec.id!r}: parse map {im.size} and image {rgb.size} differ in size")
-                small = im.convert("L").crop(box).resize((self.width, self.height), Image.Resampling.NEAREST)
-            labels = np.asarray(small)
-            item["loss_weight"] = torch.from_numpy(self.weight_table[labels]).unsqueeze(0)  # (1, H, W)
+                values = np.asarray(im)  # the stored label values (a palette map's indices, not its colours)
+            if values.shape[:2] != rgb.size[::-1] or values.ndim != 2 or values.max(initial=0) > 255:
+                raise ValueError(
+                    f"record {rec.id!r}: parse map {rec.parse} is not one label value (0-255) per image pixel; "
+                    f"run `hierafash dataset check {self.root}`"
+                )
+            # Nearest, so a label never blends into a neighbour's value (the trainer averages later).
+            small = Image.fromarray(values.astype(np.uint8)).crop(box).resize((self.width, self.height), NEAREST)
+            item["loss_weight"] = torch.from_numpy(self.weight_table[np.asarray(small)]).unsqueeze(0)  # (1, H, W)
         return item
+
+
+PARSE_MODES = ("L", "P", "I", "I;16")  # single-channel maps whose stored values are the labels
+
+
+def _check_parse_maps(root: Path, records: list[Record]) -> None:
+    """Every record's parse map exists, is single-channel and has its image's size (headers only:
+    a bad map should stop the run before the models load, not when its record is first drawn)."""
+    for rec in records:
+        where = f"record {rec.id!r} (line {rec.line})"
+        try:
+            with Image.open(resolve(root, rec.parse, "parse")) as im:
+                mode, size = im.mode, im.size
+            with Image.open(resolve(root, rec.image, "image")) as im:
+                image_size = im.size
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{where}: its parse map or image does not open ({exc}); region_weights needs both; "
+                             f"run `hierafash dataset check {root}`") from None  # fmt: skip
+        if mode not in PARSE_MODES:
+            raise ValueError(f"{where}: parse map {rec.parse} has mode {mode}; region_weights reads single-channel "
+                             f"label maps ({', '.join(PARSE_MODES)}); save it as 8-bit grey (L)")  # fmt: skip
+        if size != image_size:
+            raise ValueError(
+                f"{where}: parse map {rec.parse} is {size[0]}x{size[1]}, its image {image_size[0]}x{image_size[1]}; "
+                "a parse map labels each pixel of its image, so give it the same size"
+            )
 
 
 def _weight_table(root: Path, records: list[Record], weights: Mapping[str, float]) -> np.ndarray:
     """(256,) float32: the loss weight of each parse-map value (1 for values no weight names)."""
     meta_path = root / META_FILE
     try:
-        labels = json.loads(meta_path.read_text(encoding="utf-8")).get("parse_labels") or {}
-    except (OSError, ValueError, AttributeError):
-        labels = {}
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        meta = {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"region_weights is set but {meta_path} does not read ({exc}); fix the file") from None
+    labels = meta.get("parse_labels") if isinstance(meta, dict) else None
     if not labels:
         raise ValueError(
             f"region_weights is set but {meta_path} names no parse_labels; weight regions only on a dataset with "
@@ -159,6 +192,8 @@ def _weight_table(root: Path, records: list[Record], weights: Mapping[str, float
             f'{meta_path}: parse_labels should map 8-bit parse values to names, e.g. {{"0": "background"}}; '
             f"got {labels!r:.200}"
         )
+    if len(by_name) != len(labels):
+        raise ValueError(f"{meta_path}: parse_labels gives one name to several values; name each label once")
     unknown = sorted(set(weights) - set(by_name))
     if unknown:
         raise ValueError(f"region_weights names {unknown}, which {meta_path} does not; its labels: {sorted(by_name)}")
@@ -168,6 +203,7 @@ def _weight_table(root: Path, records: list[Record], weights: Mapping[str, float
             f"region_weights is set but {len(missing)} records have no parse map (first: {missing[0]!r}); "
             "give every record one, or leave region_weights empty"
         )
+    _check_parse_maps(root, records)
     table = np.ones(256, dtype=np.float32)
     for name, weight in weights.items():
         table[by_name[name]] = float(weight)
