@@ -71,6 +71,33 @@ HELP = {
 }
 
 
+def parse_region_weights(items: object) -> dict[str, float]:
+    """``region_weights`` items (``["sleeves=4", "skin=3"]``) as {label: weight}.
+
+    Raises:
+        ValueError: not a list, or an item that is not ``label=weight`` with a weight in 0.001-1000
+            (the bound keeps float32 pooling from overflowing to a NaN loss).
+    """
+    if isinstance(items, str) or not isinstance(items, (list, tuple)):
+        raise ValueError(f"region_weights={items!r}: a list of label=weight items, e.g. sleeves=4")
+    out: dict[str, float] = {}
+    for item in items:
+        label, sep, value = str(item).partition("=")
+        label = label.strip()
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not label or not math.isfinite(weight) or not 1e-3 <= weight <= 1e3:
+            raise ValueError(
+                f"region_weights item {item!r}: use label=weight with a weight from 0.001 to 1000, e.g. sleeves=4"
+            )
+        if label in out:
+            raise ValueError(f"region_weights names {label!r} twice; give each label one weight")
+        out[label] = weight
+    return out
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; :func:`hierafash_core.training.train` takes one.
@@ -282,28 +309,7 @@ class TrainConfig:
 
     @property
     def region_weight_map(self) -> dict[str, float]:
-        """``region_weights`` as {label: weight}.
-
-        Raises:
-            ValueError: an item that is not ``label=weight`` with a positive finite weight.
-        """
-        if isinstance(self.region_weights, str) or not isinstance(self.region_weights, (list, tuple)):
-            raise ValueError(f"region_weights={self.region_weights!r}: a list of label=weight items, e.g. sleeves=4")
-        out: dict[str, float] = {}
-        for item in self.region_weights:
-            label, sep, value = str(item).partition("=")
-            try:
-                weight = float(value)
-            except ValueError:
-                weight = float("nan")
-            if not sep or not label.strip() or not math.isfinite(weight) or not 1e-3 <= weight <= 1e3:
-                raise ValueError(
-                    f"region_weights item {item!r}: use label=weight with a weight from 0.001 to 1000, e.g. sleeves=4"
-                )
-            if label.strip() in out:
-                raise ValueError(f"region_weights names {label.strip()!r} twice; give each label one weight")
-            out[label.strip()] = weight
-        return out
+        return parse_region_weights(self.region_weights)
 
     @property
     def prompt_schedule(self) -> PromptSchedule:

@@ -46,7 +46,7 @@ from .checkpoint import (
     save_checkpoint,
     step_dir,
 )
-from .config import TrainConfig
+from .config import TrainConfig, parse_region_weights
 from .data import PoseCaptionDataset, StepBatches, collate
 from .models import BaseModel, load_base, read_json
 from .parts import LatentCache, TextCache, Trainable, WeightAverage, place
@@ -126,11 +126,9 @@ def _check_resume_config(saved: dict, config: TrainConfig, folder: Path) -> None
     for key in ("base", "dataset", "schedule", "batch_size", "gradient_accumulation_steps", "seed", "focus_share",
                 "focus_t_min", "region_weights"):  # fmt: skip
         if key == "region_weights" and key in saved:  # the same weights, however written, are the same run
-            try:
-                if TrainConfig(region_weights=saved[key]).region_weight_map == config.region_weight_map:
+            with contextlib.suppress(ValueError):
+                if parse_region_weights(saved[key]) == config.region_weight_map:
                     continue
-            except ValueError:
-                pass
         if key in saved and saved[key] != getattr(config, key):
             log.warning(
                 "resume: %s was %r, now %r; the run will not repeat the interrupted one",
