@@ -254,6 +254,42 @@ def test_recipe_errors_name_the_problem(tmp_path):
     assert cpu.stage_key("data") != gpu.stage_key("data") and cpu.train["max_steps"] < gpu.train["max_steps"]
 
 
+def test_train_threads_change_only_the_diffusion_stage(tmp_path, built):
+    plain = Recipe.load(write_test_recipe(tmp_path / "plain"))
+    two = Recipe.load(write_test_recipe(tmp_path / "two", train_threads=2))
+    assert plain.train_threads == 0 and two.train_threads == 2
+    # the data and autoencoder stages (and their cached results) are shared; the diffusion stage is not
+    assert [plain.stage_key(s) for s in ("data", "autoencoder")] == [two.stage_key(s) for s in ("data", "autoencoder")]
+    assert plain.stage_key("diffusion") != two.stage_key("diffusion")
+    with pytest.raises(ValueError, match="train_threads=-1; use a positive count"):
+        Recipe.load(write_test_recipe(tmp_path / "bad", train_threads=-1))
+
+    # the build trains with them and gives the threads back; the manifest names both counts
+    before = torch.get_num_threads()
+    _, two_manifest = build_test_designer(tmp_path / "built", train_threads=2)
+    assert (two_manifest["threads"], two_manifest["train_threads"]) == (1, 2)
+    assert torch.get_num_threads() == 1  # the recipe's own count (the build sets it), not the diffusion one
+    torch.set_num_threads(before)
+    _, _, manifest = built
+    assert manifest["threads"] == 1 and "train_threads" not in manifest
+    from hierafash_core.mini import build as build_module
+
+    original = build_module.EXPECTED_FILE
+    path = Path(original).parent / "_test_expected_threads.json"
+    try:
+        build_module.EXPECTED_FILE = path
+        build_module.record_expected(manifest)
+        other = json.loads(json.dumps(manifest))
+        next(iter(other["files"].values()))["sha256"] = "0" * 64
+        assert check_expected(other)[0] is False
+        other["train_threads"] = 2
+        ok, message = check_expected(other)
+        assert ok is None and "this build used 1 thread(s) (2 for the diffusion stage)" in message
+    finally:
+        build_module.EXPECTED_FILE = original
+        path.unlink(missing_ok=True)
+
+
 def test_missing_files_are_not_built_when_asked_not_to(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `hierafash mini-designer build`"):
         mini_designer_files(tmp_path / "none", build=False)

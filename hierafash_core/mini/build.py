@@ -249,7 +249,14 @@ def build_mini_designer(
         return {"stages": {"data": data_info, "autoencoder": ae_info}}
     report("3/5 text encoder: seeded, frozen")
     text_encoder = build_text_encoder(recipe.text_seed, token_scale=recipe.text_token_scale)
-    exports, diffusion_info = build_diffusion(recipe, data, ae_path, work, report)
+    stage_threads = torch.get_num_threads()
+    if recipe.train_threads:
+        torch.set_num_threads(recipe.train_threads)
+    try:
+        exports, diffusion_info = build_diffusion(recipe, data, ae_path, work, report)
+    finally:
+        train_threads = torch.get_num_threads()
+        torch.set_num_threads(stage_threads)
     if stop_after == "diffusion":
         return {"stages": {"data": data_info, "autoencoder": ae_info, "diffusion": diffusion_info}}
 
@@ -269,7 +276,8 @@ def build_mini_designer(
         "name": recipe.name,
         "recipe": recipe.source,
         "recipe_sha256": recipe.sha256,
-        "threads": torch.get_num_threads(),
+        "threads": stage_threads,
+        **({"train_threads": train_threads} if recipe.train_threads else {}),
         "software": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()},
         "stages": {"data": data_info, "autoencoder": ae_info, "diffusion": diffusion_info},
         "files": {
@@ -298,16 +306,25 @@ def check_expected(manifest: dict) -> tuple[bool | None, str]:
     expected = json.loads(EXPECTED_FILE.read_text(encoding="utf-8")).get(manifest["recipe_sha256"])
     if expected is None:
         return None, "no recorded hashes for this recipe; the files cannot be checked for exactness"
-    same_setup = expected["threads"] == manifest["threads"] and expected["torch"] == manifest["software"]["torch"]
+    same_setup = (
+        expected["threads"] == manifest["threads"]
+        and expected.get("train_threads") == manifest.get("train_threads")
+        and expected["torch"] == manifest["software"]["torch"]
+    )
     got = {name: entry["sha256"] for name, entry in manifest["files"].items()}
     if got == expected["files"]:
         return True, "the files equal the recorded build bit for bit"
     if not same_setup:
         return None, (
-            f"the files differ from the recorded build, which used {expected['threads']} thread(s) and torch "
-            f"{expected['torch']}; this build used {manifest['threads']} and {manifest['software']['torch']}"
+            f"the files differ from the recorded build, which used {_threads(expected)} and torch "
+            f"{expected['torch']}; this build used {_threads(manifest)} and {manifest['software']['torch']}"
         )
     return False, "the files differ from the recorded build of this recipe with the same threads and torch"
+
+
+def _threads(entry: dict) -> str:
+    train = entry.get("train_threads")
+    return f"{entry['threads']} thread(s)" + (f" ({train} for the diffusion stage)" if train else "")
 
 
 def record_expected(manifest: dict) -> Path:
@@ -316,6 +333,7 @@ def record_expected(manifest: dict) -> Path:
     data[manifest["recipe_sha256"]] = {
         "recipe": Path(manifest["recipe"]).name,
         "threads": manifest["threads"],
+        **({"train_threads": manifest["train_threads"]} if manifest.get("train_threads") else {}),
         "torch": manifest["software"]["torch"],
         "files": {name: entry["sha256"] for name, entry in manifest["files"].items()},
     }

@@ -53,6 +53,10 @@ class Recipe:
     unet_config: str  # file name in configs/mini-designer (or a path)
     train: dict  # TrainConfig settings (dataset, base and output_dir are filled in by the build)
     source: str = ""
+    # Threads of the diffusion stage when it differs from ``threads`` (0: the same). Kept apart so
+    # that a recipe can train its UNet on every core while the data and autoencoder stages, and
+    # their cached results, stay those of ``threads``.
+    train_threads: int = 0
     sha256: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -81,6 +85,7 @@ class Recipe:
                 text=_config_text("text_encoder.json"),
                 scheduler=_config_text("scheduler.json"),
                 code=CODE_VERSION,
+                **({"train_threads": self.train_threads} if self.train_threads else {}),
                 **({"prediction": self.prediction} if self.prediction != "epsilon" else {}),
             )
         elif stage != "data" and stage != "autoencoder":
@@ -104,7 +109,7 @@ class Recipe:
         except json.JSONDecodeError as exc:
             raise ValueError(f"recipe {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
         known = {
-            "name", "seed", "threads", "data", "autoencoder", "autoencoder_training", "autoencoder_images",
+            "name", "seed", "threads", "train_threads", "data", "autoencoder", "autoencoder_training", "autoencoder_images",
             "text_seed", "text_token_scale", "prediction", "unet_config", "train", "notes", "_comment",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
@@ -118,6 +123,7 @@ class Recipe:
                 name=data["name"],
                 seed=int(data["seed"]),
                 threads=int(data.get("threads", 0)),
+                train_threads=int(data.get("train_threads", 0)),
                 data=data_recipe,
                 autoencoder=AutoencoderConfig(**data.get("autoencoder", {})),
                 autoencoder_training=AutoencoderTrainConfig(**data.get("autoencoder_training", {})),
@@ -133,6 +139,11 @@ class Recipe:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"recipe {path}: {exc}") from None
+        if recipe.threads < 0 or recipe.train_threads < 0:
+            raise ValueError(
+                f"recipe {path}: threads={recipe.threads}, train_threads={recipe.train_threads}; "
+                "use a positive count, or 0 for torch's default (train_threads 0: the same as threads)"
+            )
         if recipe.prediction not in PREDICTIONS:
             raise ValueError(f"recipe {path}: prediction={recipe.prediction!r}; use one of {', '.join(PREDICTIONS)}")
         for key in ("dataset", "base", "output_dir"):
