@@ -109,8 +109,9 @@ class Recipe:
         except json.JSONDecodeError as exc:
             raise ValueError(f"recipe {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
         known = {
-            "name", "seed", "threads", "train_threads", "data", "autoencoder", "autoencoder_training", "autoencoder_images",
-            "text_seed", "text_token_scale", "prediction", "unet_config", "train", "notes", "_comment",
+            "name", "seed", "threads", "train_threads", "data", "autoencoder", "autoencoder_training",
+            "autoencoder_images", "text_seed", "text_token_scale", "prediction", "unet_config", "train", "notes",
+            "_comment",
         }  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
