@@ -6,7 +6,7 @@ reads that sleeve right. This trains the judge with each setting given (training
 on the same data and prints its held-out accuracy per head (through the model's autoencoder, as
 the evaluation shows images) and the sleeve-length and clothing-length confusions of the last one.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/judge_accuracy.py [--settings 4000:1200 8000:2400] [--model DIR]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/judge_accuracy.py [--settings 4000:1200 4000:1200:pose:d2] [--model DIR]
 
 About five minutes per 4000:1200 on 2 cores (needs the built model for its autoencoder).
 """
@@ -22,22 +22,30 @@ import torch
 from mini_common import add_model_options, load_designer
 
 
-def _setting(text: str) -> tuple[int, int]:
-    images, _, steps = text.partition(":")
+def _setting(text: str) -> tuple[int, int, bool | None, int | None]:
+    images, _, rest = text.partition(":")
+    steps, *options = rest.split(":")
     try:
-        out = int(images), int(steps)
+        count, n_steps = int(images), int(steps)
+        pose = True if "pose" in options else (False if "plain" in options else None)
+        depths = [int(o[1:]) for o in options if o.startswith("d")]
+        if set(options) - {"pose", "plain"} - {f"d{d}" for d in depths} or len(depths) > 1:
+            raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: use IMAGES:STEPS, e.g. 4000:1200") from None
-    if not (100 <= out[0] <= 9000 and 10 <= out[1] <= 20000):
-        raise argparse.ArgumentTypeError(f"{text!r}: images from 100 to 9000, steps from 10 to 20000")
-    return out
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use IMAGES:STEPS with optional :pose or :plain and :dN, e.g. 4000:1200:pose:d2"
+        ) from None
+    if not (100 <= count <= 9000 and 10 <= n_steps <= 20000) or (depths and not 1 <= depths[0] <= 4):
+        raise argparse.ArgumentTypeError(f"{text!r}: images from 100 to 9000, steps from 10 to 20000, depth 1 to 4")
+    return count, n_steps, pose, depths[0] if depths else None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--settings", nargs="+", type=_setting, default=[(4000, 1200)], metavar="IMAGES:STEPS",
-        help="training images and steps of each judge (default: 4000:1200, the evaluation's)",
+        "--settings", nargs="+", type=_setting, default=[(4000, 1200, None, None)], metavar="IMAGES:STEPS[:pose][:dN]",
+        help="training images and steps of each judge, optionally :pose (reads the pose drawing) or :plain "
+        "(does not) and :dN (N convolutions per scale); the default is the evaluation's judge",
     )  # fmt: skip
     add_model_options(parser)
     args = parser.parse_args()
@@ -49,6 +57,7 @@ def main() -> int:
         _as_batch,
         ensure_classifier,
         labels_of,
+        pose_drawings,
         through_autoencoder,
     )
 
@@ -57,20 +66,26 @@ def main() -> int:
     shown = through_autoencoder(designer, _as_batch([c.image for c in cases])).float() / 255
     rows, model = [], None
     with tempfile.TemporaryDirectory() as tmp:
-        for images, steps in args.settings:
+        for images, steps, pose, depth in args.settings:
             started = time.perf_counter()
+            default = ClassifierTrainConfig()
+            config = ClassifierTrainConfig(
+                steps=steps, pose=default.pose if pose is None else pose, depth=depth or default.depth
+            )
             model, report = ensure_classifier(
-                designer, Path(tmp) / f"judge-{images}-{steps}.safetensors", images=images,
-                config=ClassifierTrainConfig(steps=steps),
+                designer, Path(tmp) / f"judge-{images}-{steps}-{config.pose}-{config.depth}.safetensors",
+                images=images, config=config,
             )  # fmt: skip
-            rows.append((images, steps, report["through_autoencoder"], time.perf_counter() - started))
+            label = f"{images}:{steps}" + (":pose" if config.pose else "") + f":d{config.depth}"
+            rows.append((label, report["through_autoencoder"], time.perf_counter() - started))
     heads = list(HEADS)
-    print(f"| images | steps | {' | '.join(heads)} | minutes |")
-    print("|---|---|" + "---|" * len(heads) + "---|")
-    for images, steps, acc, seconds in rows:
+    print(f"| judge | {' | '.join(heads)} | minutes |")
+    print("|---|" + "---|" * len(heads) + "---|")
+    for label, acc, seconds in rows:
         cells = " | ".join(f"{acc[h] * 100:.0f}%" if h in acc else "-" for h in heads)
-        print(f"| {images} | {steps} | {cells} | {seconds / 60:.1f} |")
-    pred = model.predict(shown)
+        print(f"| {label} | {cells} | {seconds / 60:.1f} |")
+    w, h = designer.size
+    pred = model.predict(shown, pose_drawings([c.keypoints for c in cases], (w, h)) if model.pose else None)
     for head in ("sleeve_length", "clothing_length"):
         values = HEADS[head]
         counts = torch.zeros(len(values), len(values), dtype=torch.long)

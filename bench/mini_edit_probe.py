@@ -45,7 +45,7 @@ def main() -> int:
 
     from hierafash_core.editing import EditConfig, latent_mask, resolve_start, run_edit
     from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.evaluation.classifier import ensure_classifier
+    from hierafash_core.evaluation.classifier import ensure_classifier, pose_drawings
     from hierafash_core.evaluation.metrics import psnr_outside
     from hierafash_core.evaluation.run import EvalConfig, draft_latents
     from hierafash_core.masks import region_mask
@@ -61,6 +61,11 @@ def main() -> int:
         images = designer.decode(drafts)  # (N, 3, H, W)
     width, height = designer.size
     keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()
+    drawings = pose_drawings(keypoints, (width, height)) if classifier.pose else None
+
+    def judge_poses(idx):
+        return None if drawings is None else drawings[idx]
+
     full = normal_sigmas(config.steps, designer.sigma_table)
     rows = []
     for attribute in ("clothing_length", "sleeve_length"):
@@ -88,14 +93,14 @@ def main() -> int:
             "covering latent mask, cfg 4": (plain, covering),
             "start at pure noise (t = 999), cfg 4": (plain, averaged),
         }
-        before = classifier.predict(images[idx])[attribute]
+        before = classifier.predict(images[idx], judge_poses(idx))[attribute]
         for name, (denoise, lmask) in variants.items():
             noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(idx[0]))
             with torch.no_grad():
                 run = full if name.startswith("start at pure noise") else sigmas
                 out = run_edit(denoise, run, src, lmask, noise, EditConfig(mode="both", start_method="noise"))
                 edited = designer.decode(out.latent)
-            read = classifier.predict(edited)[attribute]
+            read = classifier.predict(edited, judge_poses(idx))[attribute]
             rows.append({
                 "attribute": attribute, "variant": name, "n": len(group),
                 "asked": float(np.mean([r == c.target for r, c in zip(read, group, strict=True)])),
@@ -128,7 +133,7 @@ def main() -> int:
             ("region greyed", shown * (1 - region) + 0.5 * region),
             ("outside greyed", shown * region + 0.5 * (1 - region)),
         ):
-            read = classifier.predict(image)[attribute]
+            read = classifier.predict(image, drawings)[attribute]
             row[name] = float(np.mean([r == t for r, t in zip(read, truth, strict=True)]))
         judge.append(row)
     print()

@@ -11,7 +11,17 @@ import torch
 
 from hierafash_core.cli import main as cli_main
 from hierafash_core.evaluation.cases import ATTRIBUTES, held_out_cases, training_images
-from hierafash_core.evaluation.classifier import HEADS, AttributeClassifier, labels_of
+from hierafash_core.evaluation.classifier import (
+    HEADS,
+    AttributeClassifier,
+    ClassifierTrainConfig,
+    accuracy,
+    labels_of,
+    load_classifier,
+    pose_drawings,
+    save_classifier,
+    train_classifier,
+)
 from hierafash_core.evaluation.metrics import pairwise_distance, palette_adherence, psnr_outside, ssim_outside
 from hierafash_core.evaluation.report import edits_table, findings
 from hierafash_core.evaluation.run import METHODS, EvalConfig, EvalResult
@@ -69,17 +79,19 @@ def test_held_out_cases_are_test_records_with_a_real_edit_each():
 def test_classifier_images_add_held_out_pose_records_but_never_the_evaluated_ones():
     # 60 records, a quarter held out: the classifier reads held-out poses only from test records
     # after the first `test_after`, which are the evaluation's cases.
-    images, fields, metas = training_images(5, data_count=60, test_after=3)
+    images, fields, metas, keypoints = training_images(5, data_count=60, test_after=3)
     config = SynthConfig(count=60, seed=0)
     test_indices = [i for i in range(60) if split_of(config, i) == "test"]
     assert len(test_indices) > 3
     cased = held_out_cases(3, data_count=60)
     assert [c.index for c in cased] == test_indices[:3]
     assert images.shape == (5 + len(test_indices) - 3, 192, 128, 3)
+    assert keypoints.shape == (len(images), 18, 3)
+    assert np.array_equal(keypoints[-1], make_sample(config, test_indices[-1])[0].keypoints)
     expected = [make_sample(config, i)[0].fields for i in test_indices[3:]]
     assert [dict(f) for f in fields[5:]] == [dict(f) for f in expected]
     assert all(dict(f) != dict(c.fields) for f in fields for c in cased)
-    plain, plain_fields, _ = training_images(5, data_count=60)
+    plain, plain_fields, _, _ = training_images(5, data_count=60)
     assert plain.shape[0] == 5 and np.array_equal(plain, images[:5])
 
 
@@ -91,6 +103,38 @@ def test_classifier_heads_and_labels():
     labels = labels_of(sample.fields, meta)
     assert all(0 <= labels[k] < len(HEADS[k]) for k in HEADS)
     assert set(model.predict(torch.rand(3, 3, 192, 128))) == set(HEADS)
+
+
+def test_pose_reading_classifier_needs_the_poses_and_learns_from_them(tmp_path):
+    # Labels that only the pose drawing carries (which half of the canvas holds the skeleton): the
+    # pose-reading judge must learn them, and must refuse to judge without the drawings.
+    n = 48
+    keypoints = np.zeros((n, 18, 3), dtype=np.float32)
+    keypoints[:, :, 2] = 1.0
+    side = torch.arange(n) % 2
+    for i in range(n):
+        x0 = 10.0 if side[i] == 0 else 50.0
+        keypoints[i, :, 0] = x0 + np.linspace(-4, 4, 18)
+        keypoints[i, :, 1] = np.linspace(10, 85, 18)
+    poses = pose_drawings(keypoints, (64, 96))
+    assert poses.shape == (n, 3, 96, 64) and float(poses.max()) <= 1.0
+    images = torch.full((n, 3, 96, 64), 128, dtype=torch.uint8)  # the pictures say nothing
+    labels = {name: torch.full((n,), -1) for name in HEADS}
+    labels["pattern"] = side
+    config = ClassifierTrainConfig(steps=120, batch_size=16, learning_rate=3e-3, pose=True, depth=2)
+    model = train_classifier(images, labels, config, poses=poses)
+    assert accuracy(model, images, labels, poses)["pattern"] == 1.0
+    with pytest.raises(ValueError, match="reads each image's pose"):
+        model.predict(images.float() / 255)
+    with pytest.raises(ValueError, match=r"poses of shape \(3, 3, 96, 64\) for images of shape \(48, 3, 96, 64\)"):
+        model.predict(images.float() / 255, poses[:3])
+    with pytest.raises(ValueError, match="config.pose is set"):
+        train_classifier(images, labels, config)
+    again, _ = load_classifier(save_classifier(model, tmp_path / "judge.safetensors"))
+    assert (again.pose, again.depth) == (True, 2)
+    assert (
+        again.predict(images.float() / 255, poses)["pattern"] == model.predict(images.float() / 255, poses)["pattern"]
+    )
 
 
 def test_findings_say_where_flat_captions_do_as_well_or_better():

@@ -96,15 +96,16 @@ def held_out_cases(count: int, *, data_count: int = 10_000, data_seed: int = 0, 
 
 def training_images(
     count: int, *, data_count: int = 10_000, data_seed: int = 0, test_after: int | None = None
-) -> tuple[np.ndarray, list, list]:
-    """The first ``count`` training-split images (N, H, W, 3) uint8 with their fields and meta.
+) -> tuple[np.ndarray, list, list, np.ndarray]:
+    """The first ``count`` training-split images (N, H, W, 3) uint8 with their fields, meta and
+    keypoints (N, 18, 3).
 
     With ``test_after`` the test-split records after the first ``test_after`` follow them: records
     the evaluation never uses (its cases and the classifier's held-out check are the first ones),
     drawn on the held-out poses, so a classifier trained on them reads those poses too.
     """
     config = SynthConfig(count=data_count, seed=data_seed)
-    images, fields, metas = [], [], []
+    images, fields, metas, keypoints = [], [], [], []
     trained, tested = 0, 0
     for index in range(data_count):
         split = split_of(config, index)
@@ -120,6 +121,7 @@ def training_images(
         images.append(sample.image)
         fields.append(dict(sample.fields))
         metas.append(meta)
+        keypoints.append(sample.keypoints)
         if trained == count and test_after is None:
             break
-    return np.stack(images), fields, metas
+    return np.stack(images), fields, metas, np.stack(keypoints)

@@ -9,7 +9,13 @@ held-out split (reported with every evaluation) bounds what any generated image 
 Heads (classes in vocabulary order; attribute values only among those the generator draws):
 category, clothing length, sleeve length, sleeve type, collar, hem, palette family, pattern.
 
-    (B, 3, 192, 128) in [0, 1] -> 5 strided 3x3 conv blocks (16..128 channels) -> (B, 128, 6, 4) -> heads
+It also reads the pose the image was drawn to (the OpenPose skeleton drawing, three more input
+channels): every image it judges was generated from a known pose, and with the wrists, elbows,
+knees and ankles marked, "where does the sleeve end" becomes "is there fabric at the elbow mark",
+which a small network reads far more reliably across poses than from the picture alone.
+
+    (B, 3 + 3 pose, 192, 128) in [0, 1] -> 5 strided 3x3 conv blocks (16..128 channels, each with
+    ``depth - 1`` more 3x3 convolutions at its scale) -> (B, 128, 6, 4) -> heads
 """
 
 from __future__ import annotations
@@ -44,42 +50,80 @@ HEADS: dict[str, tuple[str, ...]] = {
 FORMAT = "hierafash-attribute-classifier"
 
 
-def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-    )
+def _block(cin: int, cout: int, stride: int, depth: int = 1) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [
+            nn.Conv2d(cin if i == 0 else cout, cout, 3, stride=stride if i == 0 else 1, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+        ]
+    return nn.Sequential(*layers)
 
 
 class AttributeClassifier(nn.Module):
-    """Multi-head CNN; :meth:`forward` gives ``{head: (B, classes) logits}``."""
+    """Multi-head CNN; :meth:`forward` gives ``{head: (B, classes) logits}``.
 
-    def __init__(self, size: tuple[int, int] = (128, 192)):
+    Args:
+        size: (width, height) of the images, multiples of 32.
+        pose: the network also takes the pose drawing (:func:`pose_drawings`) of each image.
+        depth: 3x3 convolutions per scale (1 was the first judge's; see ``ClassifierTrainConfig``).
+    """
+
+    def __init__(self, size: tuple[int, int] = (128, 192), *, pose: bool = False, depth: int = 1):
         super().__init__()
         w, h = size
         if w % 32 or h % 32:
             raise ValueError(f"size={w}x{h}: width and height must be multiples of 32")
-        self.size = (w, h)
+        if not 1 <= int(depth) <= 4:
+            raise ValueError(f"depth={depth}: use 1 to 4 convolutions per scale")
+        self.size, self.pose, self.depth = (w, h), bool(pose), int(depth)
+        cin, d = 6 if self.pose else 3, self.depth
         self.body = nn.Sequential(
-            _block(3, 16, 2), _block(16, 32, 2), _block(32, 64, 2), _block(64, 64, 1), _block(64, 128, 2),
-            _block(128, 128, 2), nn.Dropout(0.2),
+            _block(cin, 16, 2, d), _block(16, 32, 2, d), _block(32, 64, 2, d), _block(64, 64, 1),
+            _block(64, 128, 2, d), _block(128, 128, 2, d), nn.Dropout(0.2),
         )  # fmt: skip
         features = 128 * (h // 32) * (w // 32)
         self.heads = nn.ModuleDict({name: nn.Linear(features, len(values)) for name, values in HEADS.items()})
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.body(images * 2 - 1).flatten(1)  # (B, 128, h/32, w/32) -> (B, features)
+    def _input(self, images: torch.Tensor, poses: torch.Tensor | None) -> torch.Tensor:
+        if not self.pose:
+            return images
+        if poses is None:
+            raise ValueError("this classifier reads each image's pose: pass poses=pose_drawings(keypoints, size)")
+        if poses.shape[0] != images.shape[0] or poses.shape[1] != 3 or poses.shape[2:] != images.shape[2:]:
+            raise ValueError(
+                f"poses of shape {tuple(poses.shape)} for images of shape {tuple(images.shape)}; "
+                "give one (3, H, W) pose drawing per image, at the images' size"
+            )
+        return torch.cat([images, poses.to(images)], dim=1)
+
+    def forward(self, images: torch.Tensor, poses: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        x = self.body(self._input(images, poses) * 2 - 1).flatten(1)  # (B, 128, h/32, w/32) -> (B, features)
         return {name: head(x) for name, head in self.heads.items()}
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch: int = 64) -> dict[str, list[str]]:
-        """(B, 3, H, W) in [0, 1] -> ``{head: [value per image]}``."""
+    def predict(
+        self, images: torch.Tensor, poses: torch.Tensor | None = None, batch: int = 64
+    ) -> dict[str, list[str]]:
+        """(B, 3, H, W) in [0, 1] (with their (B, 3, H, W) pose drawings) -> ``{head: [value per image]}``."""
         self.eval()
         out: dict[str, list[str]] = {name: [] for name in HEADS}
         for i in range(0, len(images), batch):
-            logits = self(images[i : i + batch].float())
+            logits = self(images[i : i + batch].float(), None if poses is None else poses[i : i + batch].float())
             for name, values in HEADS.items():
                 out[name] += [values[j] for j in logits[name].argmax(1).tolist()]
         return out
+
+
+def pose_drawings(keypoints, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 18, 3) keypoints in pixels -> (B, 3, H, W) OpenPose drawings in [0, 1] for a (width, height) ``size``."""
+    import numpy as np
+
+    from ..pose.render import render_openpose
+
+    kp = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32)
+    return render_openpose(kp, (int(size[1]), int(size[0])))
 
 
 def labels_of(fields: dict, meta: dict) -> dict[str, int]:
@@ -104,6 +148,8 @@ class ClassifierTrainConfig:
     batch_size: int = 64
     learning_rate: float = 2e-3
     seed: int = 0
+    pose: bool = False  # read each image's pose drawing too
+    depth: int = 1  # 3x3 convolutions per scale
 
 
 def train_classifier(
@@ -111,16 +157,20 @@ def train_classifier(
     labels: dict[str, torch.Tensor],
     config: ClassifierTrainConfig,
     *,
+    poses: torch.Tensor | None = None,
     callback: Callable[[int, int, float], None] | None = None,
 ) -> AttributeClassifier:
     """Train on ``images`` (uint8 (N, 3, H, W)) and ``labels`` (``{head: (N,) class index, -1 = none}``).
 
     Batches, flips (none: the garments are not symmetric in every pose, but the poses are
-    mirrored in the data) and dropout come from ``config.seed``; one-pixel shifts augment.
+    mirrored in the data) and dropout come from ``config.seed``; one-pixel shifts augment (the
+    pose drawings, (N, 3, H, W) in [0, 1], needed with ``config.pose``, shift with their images).
     """
     n, _, h, w = images.shape
+    if config.pose and (poses is None or poses.shape[0] != n):
+        raise ValueError(f"config.pose is set: give one pose drawing per image (poses for {n} images)")
     torch.manual_seed(config.seed)
-    model = AttributeClassifier((w, h))
+    model = AttributeClassifier((w, h), pose=config.pose, depth=config.depth)
     opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate, total_steps=config.steps)
     model.train()
@@ -130,7 +180,8 @@ def train_classifier(
         idx = torch.randint(0, n, (config.batch_size,), generator=g)
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
         x = torch.roll(images[idx].float() / 255.0, shifts=(dy, dx), dims=(2, 3))
-        logits = model(x)
+        p = torch.roll(poses[idx].float(), shifts=(dy, dx), dims=(2, 3)) if config.pose else None
+        logits = model(x, p)
         loss = sum(F.cross_entropy(logits[name], labels[name][idx], ignore_index=-1) for name in HEADS)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,9 +193,14 @@ def train_classifier(
     return model.eval()
 
 
-def accuracy(model: AttributeClassifier, images: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
+def accuracy(
+    model: AttributeClassifier,
+    images: torch.Tensor,
+    labels: dict[str, torch.Tensor],
+    poses: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Share of correct predictions per head (images uint8 (N, 3, H, W)); heads without labels are left out."""
-    pred = model.predict(images.float() / 255.0)
+    pred = model.predict(images.float() / 255.0, poses)
     out = {}
     for name, values in HEADS.items():
         known = labels[name] >= 0
@@ -157,7 +213,8 @@ def accuracy(model: AttributeClassifier, images: torch.Tensor, labels: dict[str,
 def save_classifier(model: AttributeClassifier, path: str | Path, metadata: dict | None = None) -> Path:
     from ..model_files import save_safetensors
 
-    meta = {"format": FORMAT, "size": json.dumps(model.size), "heads": json.dumps(HEADS), **(metadata or {})}
+    meta = {"format": FORMAT, "size": json.dumps(model.size), "heads": json.dumps(HEADS),
+            "pose": json.dumps(model.pose), "depth": str(model.depth), **(metadata or {})}  # fmt: skip
     return save_safetensors(model.state_dict(), path, meta)
 
 
@@ -175,7 +232,9 @@ def load_classifier(path: str | Path) -> tuple[AttributeClassifier, dict]:
         raise ValueError(f"{path}: not an attribute classifier (format={meta.get('format')!r})")
     if json.loads(meta["heads"]) != {k: list(v) for k, v in HEADS.items()}:
         raise ValueError(f"{path}: its classes differ from this version's; delete it to train a new one")
-    model = AttributeClassifier(tuple(json.loads(meta["size"])))
+    model = AttributeClassifier(
+        tuple(json.loads(meta["size"])), pose=json.loads(meta.get("pose", "false")), depth=int(meta.get("depth", 1))
+    )
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.eval(), meta
 
@@ -231,18 +290,23 @@ def ensure_classifier(
     say(
         f"classifier: drawing {images} training images (and the unused held-out-pose records), through the autoencoder"
     )
-    raw, fields, metas = training_images(images, data_count=data_count, data_seed=data_seed, test_after=held_out)
+    raw, fields, metas, keypoints = training_images(
+        images, data_count=data_count, data_seed=data_seed, test_after=held_out
+    )
     x = through_autoencoder(designer, _as_batch(raw))
+    size = (x.shape[-1], x.shape[-2])
+    poses = pose_drawings(keypoints, size) if config.pose else None
     labels = {
         name: torch.tensor([labels_of(f, m)[name] for f, m in zip(fields, metas, strict=True)]) for name in HEADS
     }
     say(f"classifier: {config.steps} steps of batch {config.batch_size}")
-    model = train_classifier(x, labels, config)
+    model = train_classifier(x, labels, config, poses=poses)
     cases = held_out_cases(held_out, data_count=data_count, data_seed=data_seed)
     test = through_autoencoder(designer, _as_batch([c.image for c in cases]))
     test_labels = {name: torch.tensor([labels_of(c.fields, c.meta)[name] for c in cases]) for name in HEADS}
-    acc = accuracy(model, test, test_labels)
-    acc_raw = accuracy(model, _as_batch([c.image for c in cases]), test_labels)
+    test_poses = pose_drawings([c.keypoints for c in cases], size) if config.pose else None
+    acc = accuracy(model, test, test_labels, test_poses)
+    acc_raw = accuracy(model, _as_batch([c.image for c in cases]), test_labels, test_poses)
     report = {"through_autoencoder": acc, "original_images": acc_raw, "held_out": held_out,
               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
     save_classifier(model, path, {**{k: str(v) for k, v in wanted.items()}, "held_out_accuracy": json.dumps(report)})
