@@ -336,6 +336,26 @@ def test_drafts_sample_and_decode(built):
     assert dataclasses.is_dataclass(model)
 
 
+def test_a_source_prompt_as_the_negative_is_guidance_away_from_it(built):
+    # cfg w with the source design as the negative = old + w * (new - old), both staged per noise level
+    _, files, _ = built
+    model = MiniDesigner.load(files)
+    old = HierarchicalPrompt({**PROMPT.values, "sleeve_length": "Short Sleeve"})
+    new = HierarchicalPrompt({**PROMPT.values, "sleeve_length": "Long Sleeve"})
+    pose = model.pose_image(place(POSES_BY_NAME["front"].keypoints, (128, 192)))
+    x = torch.randn(2, 4, 24, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for sigma in (torch.full((2,), 20.0), torch.full((2,), 1.0)):  # above and inside the sleeve window
+            guided = model.denoiser([new, new], pose, cfg=3.0, negative=[old, old])(x, sigma)
+            d_old = model.denoiser([old, old], pose, cfg=1.0)(x, sigma)
+            d_new = model.denoiser([new, new], pose, cfg=1.0)(x, sigma)
+            torch.testing.assert_close(guided, d_old + 3.0 * (d_new - d_old), rtol=1e-4, atol=1e-4)
+        plain = model.denoiser([new, new], pose, cfg=3.0)(x, torch.full((2,), 1.0))
+        assert not torch.allclose(plain, guided), "the empty negative must differ from the source one"
+    with pytest.raises(ValueError, match="negative: 3 prompts for 2 prompts"):
+        model.denoiser([new, new], pose, negative=[old] * 3)
+
+
 def test_caption_summary_is_the_token_mean_and_reaches_the_unet(built):
     from hierafash_core.models.caption_summary import caption_summary, summary_kwargs, takes_caption_summary
 

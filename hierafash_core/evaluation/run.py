@@ -27,7 +27,7 @@ import torch
 
 from ..masks import region_mask
 from .cases import ATTRIBUTES, Case, held_out_cases
-from .classifier import AttributeClassifier
+from .classifier import AttributeClassifier, pose_drawings
 from .metrics import hit_rate, mean, pairwise_distance, palette_adherence, psnr_outside, ssim_outside
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ Progress = Callable[[str], None]
 
 # Edit methods: name -> (mode, start, gradient path) of the pack's loop, or a baseline. Guidance
 # through the model acts in the first half of the edit, as docs/editing.md advises for outlines.
+SOURCE_NEGATIVE = "pack: both, noise start, source caption as negative"
 PACK_METHODS = {
     "pack: blend, noise start": ("blend", "noise", None),
     "pack: blend, inverted start": ("blend", "ddim inversion", None),
@@ -44,6 +45,10 @@ PACK_METHODS = {
     "pack: both, noise start": ("both", "noise", "clean estimate"),
     "pack: both, inverted start": ("both", "ddim inversion", "clean estimate"),
     "pack: both, noise start, guided through the model": ("both", "noise", "through the model"),
+    # classifier-free guidance away from the source design's own (staged) caption instead of the
+    # empty one: the two captions differ only in the edited attribute, so guidance pushes only
+    # along what the new value adds (bench/mini_edit_probe.py measured it first)
+    SOURCE_NEGATIVE: ("both", "noise", "clean estimate"),
 }
 SDEDIT = "SDEdit, no mask"
 RELEASED = "released code: noise once, then blend"
@@ -155,7 +160,8 @@ def edit_latents(
             group = [cases[i] for i in part]
             src = sources[part]
             pose = designer.pose_image(np.stack([c.keypoints for c in group]))
-            denoise = designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg)
+            negative = [c.prompt for c in group] if method == SOURCE_NEGATIVE else ""
+            denoise = designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg, negative=negative)
             start = resolve_start(full, designer.sigma_table, attribute=attribute)
             sigmas = full[start.step :]
             g = torch.Generator().manual_seed(config.seed * 7 + part[0])
@@ -186,11 +192,13 @@ def evaluate(
     result = EvalResult(config)
     cases = held_out_cases(config.cases, data_count=config.data_count, data_seed=config.data_seed, seed=config.seed)
     w, h = designer.size
+    # every image judged below was drawn to its case's pose; a pose-reading judge gets the drawings
+    poses = pose_drawings([c.keypoints for c in cases], (w, h)) if classifier.pose else None
     with torch.no_grad():
         # 0. the reference: the held-out records themselves, as the autoencoder shows them
         real = torch.from_numpy(np.stack([c.image for c in cases])).permute(0, 3, 1, 2).float() / 255
         shown = designer.decode(designer.encode_images(real))
-        result.reference = _draft_scores(classifier.predict(shown), cases)
+        result.reference = _draft_scores(classifier.predict(shown, poses), cases)
 
         # 1. drafts, staged and flat
         sources = {}
@@ -199,7 +207,7 @@ def evaluate(
             say(f"drafts: {name}, {len(cases)} designs")
             latents = draft_latents(designer, cases, config, staged)
             images = designer.decode(latents)
-            row = _draft_scores(classifier.predict(images), cases)
+            row = _draft_scores(classifier.predict(images, poses), cases)
             result.seconds[f"draft: {name}"] = (time.perf_counter() - started) / len(cases)
             result.drafts[name] = row
             sources[name] = (latents, images)
@@ -222,14 +230,14 @@ def evaluate(
         masks = torch.cat([
             region_mask(keypoints[i : i + 1], (h, w), c.attribute, c.fields["category"]) for i, c in enumerate(cases)
         ])  # fmt: skip
-        src_pred = classifier.predict(src_images)
+        src_pred = classifier.predict(src_images, poses)
         result.examples = {"cases": cases, "drafts": src_images, "flat": sources["one flat caption, no staging"][1],
                            "masks": masks, "edits": {}}  # fmt: skip
         for method in config.methods:
             started = time.perf_counter()
             say(f"edits: {method}")
             edited = designer.decode(edit_latents(designer, cases, src_latents, masks, method, config))
-            pred = classifier.predict(edited)
+            pred = classifier.predict(edited, poses)
             row = {}
             for a in ATTRIBUTES:
                 idx = [i for i, c in enumerate(cases) if c.attribute == a]

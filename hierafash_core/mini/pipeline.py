@@ -153,7 +153,7 @@ class MiniDesigner:
         cfg: float = 4.0,
         staged: bool = True,
         control_strength: float = 1.0,
-        negative: str = "",
+        negative: str | Sequence[HierarchicalPrompt | str] = "",
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``D = denoise(x, sigma)`` for a batch: one prompt and one pose drawing per latent.
 
@@ -163,7 +163,14 @@ class MiniDesigner:
             pose: (B, 3, H, W) pose drawings in [0, 1] (see :meth:`pose_image`), or None for no control.
             cfg: classifier-free guidance scale (1 = no negative pass).
             staged: False shows every prompt's whole caption at every step (the flat baseline).
+            negative: the caption guided away from: one string for all, or one prompt per latent,
+                staged as ``prompts`` are (an edit's source design, so guidance amplifies only what
+                the changed attribute adds).
         """
+        if not isinstance(negative, str) and len(negative) != len(prompts):
+            raise ValueError(
+                f"negative: {len(negative)} prompts for {len(prompts)} prompts; give one string, or one prompt each"
+            )
         schedule = self.schedule
         log_sigmas = self.sigma_table.double().log()
         v_prediction = self.prediction == "v_prediction"
@@ -195,7 +202,12 @@ class MiniDesigner:
             cond = states([caption_at(p, float(tt)) for p, tt in zip(ps, t.tolist(), strict=True)])
             if cfg != 1.0:
                 z_in, t_in = torch.cat([z, z]), torch.cat([t, t])
-                ctx = torch.cat([states([negative] * b), cond])
+                if isinstance(negative, str):
+                    uncond = states([negative] * b)
+                else:
+                    ns = list(negative) * (b if len(negative) == 1 else 1)
+                    uncond = states([caption_at(p, float(tt)) for p, tt in zip(ns, t.tolist(), strict=True)])
+                ctx = torch.cat([uncond, cond])
             else:
                 z_in, t_in, ctx = z, t, cond
             kwargs = summary_kwargs(self.unet, ctx)
