@@ -95,6 +95,34 @@ def test_spec_checks_and_cumulative_attributes():
         DesignSpec(photo="p.png", steps=0)
 
 
+def test_edits_can_guide_away_from_the_design_before_them():
+    from hierafash_core.design.graph import build_design_graph
+
+    edits = [Edit.parse("sleeve length=Long Sleeve"), Edit.parse("collar=V-Neck")]
+    with pytest.raises(ValueError, match=r"edit_negative='old': use text .* or source"):
+        DesignSpec(photo="p.png", edits=edits, edit_negative="old")
+    by_text = build_design_graph(DesignSpec(photo="p.png", edits=edits)).api()
+    api = build_design_graph(DesignSpec(photo="p.png", edits=edits, edit_negative="source")).api()
+
+    def of(graph, kind):
+        return [k for k, n in graph.items() if n["class_type"] == kind]
+
+    (text_neg,) = of(by_text, "CLIPTextEncode")
+    assert {tuple(by_text[e]["inputs"]["negative"]) for e in of(by_text, "HieraFash_GradientGuidedEdit")} == {
+        (text_neg, 0)}  # fmt: skip
+    (concepts,) = of(api, "HieraFash_ConceptEncode")
+    encodes = of(api, "HieraFash_AttributeEncode")  # the draft's, then one per edit
+    for k, edit in enumerate(of(api, "HieraFash_GradientGuidedEdit")):
+        negative = api[api[edit]["inputs"]["negative"][0]]
+        assert negative["class_type"] == "ConditioningCombine"
+        # the design before edit k: the concepts and the attributes of the draft (k = 0) or of edit k - 1
+        assert negative["inputs"] == {"conditioning_1": [concepts, 0], "conditioning_2": [encodes[k], 0]}
+        positive = api[api[edit]["inputs"]["positive"][0]]
+        assert positive["inputs"]["conditioning_2"] == [encodes[k + 1], 0]
+    assert api[encodes[1]]["inputs"]["sleeve_length"] == "Long Sleeve"
+    assert api[encodes[0]]["inputs"]["sleeve_length"] != "Long Sleeve"
+
+
 # -- preservation figures -------------------------------------------------------------------------------
 def test_outside_cells_leave_a_margin_around_faint_mask_edges():
     mask = np.zeros((64, 48), dtype=np.float32)

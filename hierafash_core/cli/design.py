@@ -29,14 +29,14 @@ MINI_DEMO_EDITS = ("sleeve length=Long Sleeve", "clothing length=Long", "collar=
 MINI_DEMO_POSE = "photo_camera"  # the pose bank's pose from the cameraman photo; held out of training
 FILE_KEYS = {
     "photo", "pose", "concepts", "attributes", "edits", "checkpoint", "controlnet", "seed", "steps", "cfg", "sampler",
-    "scheduler", "edit_sampler", "edit_mode", "width", "height", "fit", "start_denoise", "negative", "schedule",
-    "pose_strength", "allow_free_text", "out",
+    "scheduler", "edit_sampler", "edit_mode", "edit_negative", "width", "height", "fit", "start_denoise", "negative",
+    "schedule", "pose_strength", "allow_free_text", "out",
 }  # fmt: skip
 
 
 def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
     from ..design.canvas import FITS
-    from ..design.spec import EDIT_MODES, EDIT_SAMPLERS
+    from ..design.spec import EDIT_MODES, EDIT_NEGATIVES, EDIT_SAMPLERS
 
     m = p.add_argument_group("model and host")
     m.add_argument(
@@ -84,6 +84,12 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
     s.add_argument("--sampler", help="draft sampler, as KSampler's (default: ddim)")
     s.add_argument("--scheduler", help="sigma schedule, as KSampler's (default: normal)")
     s.add_argument("--edit-sampler", choices=EDIT_SAMPLERS, help="edit step rule (default: euler = DDIM eta 0)")
+    s.add_argument(
+        "--edit-negative",
+        choices=EDIT_NEGATIVES,
+        help="what each edit's guidance pushes away from: text (the negative prompt; the default) or source "
+        "(the design before the edit, so only the changed attribute is pushed; the mini designer's demo default)",
+    )
     s.add_argument(
         "--edit-mode",
         choices=EDIT_MODES,
@@ -175,8 +181,8 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
                            f"{', '.join(sorted(FILE_KEYS))}")  # fmt: skip
         base = Path(args.design).resolve().parent
     for key in ("checkpoint", "controlnet", "seed", "steps", "cfg", "sampler", "scheduler", "edit_sampler",
-                "edit_mode", "width", "height", "fit", "start_denoise", "negative", "schedule", "pose_strength",
-                "allow_free_text"):  # fmt: skip
+                "edit_mode", "edit_negative", "width", "height", "fit", "start_denoise", "negative", "schedule",
+                "pose_strength", "allow_free_text"):  # fmt: skip
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value

@@ -241,7 +241,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
                            "draft_plan.txt": (plan, "text")}, progress_node=sampler))  # fmt: skip
 
     # -- stages 2..: one edit each, on the previous stage's latent --------------------------------------
-    source = sampler
+    source, source_attrs = sampler, attrs
     for k, (edit, (mask, mask_file)) in enumerate(zip(spec.edits, masks, strict=True), start=1):
         grp = k + 1
         name = f"edit{k}_{edit.key}"
@@ -253,9 +253,15 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
         # must not run steps without any active conditioning.
         positive = g.add("ConditioningCombine", f"Edit {k} prompt", stage, grp, conditioning_1=[concepts, 0],
                          conditioning_2=[enc, 0])  # fmt: skip
+        edit_negative = negative
+        if spec.edit_negative == "source":
+            # the design before this edit, staged as the positive is: the two differ in the edited
+            # attribute only, so guidance pushes along what the new value adds
+            edit_negative = g.add("ConditioningCombine", f"Edit {k} source design (negative)", stage, grp,
+                                  conditioning_1=[concepts, 0], conditioning_2=[source_attrs, 0])  # fmt: skip
         edit_pose = {"control_net": control, "pose_image": [canvas, 1]} if control else {}
         edited = g.add("HieraFash_GradientGuidedEdit", f"Edit {k}: {edit.describe()}", stage, grp,
-                       model=model, positive=[positive, 0], negative=[negative, 0],
+                       model=model, positive=[positive, 0], negative=[edit_negative, 0],
                        source=[source, 0], mask=[mask, 0], attribute=edit_choice(edit.field),
                        start_timestep=751, start_step=8, steps=spec.steps, cfg=spec.cfg, sampler=spec.edit_sampler,
                        scheduler=spec.scheduler, seed=spec.seed + k, mode=spec.edit_mode, guidance_weight=1.0,
@@ -271,7 +277,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
         g.stages.append(Stage(stage, f"edit{k}", f"edit {k}: {edit.describe()}",
                               {f"{name}.png": (save, "images"), f"latents/{name}.latent": (save_latent, "latents")},
                               progress_node=edited, edit=edit, mask_file=mask_file, mask_node=mask))  # fmt: skip
-        source = edited
+        source, source_attrs = edited, enc
     return g
 
 

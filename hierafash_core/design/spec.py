@@ -51,6 +51,10 @@ DEFAULT_NEGATIVE = "lowres, blurry, deformed body, extra limbs, cropped, waterma
 EDIT_MODES = ("both", "blend", "guide")
 EDIT_SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m")
 GRADIENT_PATHS = ("clean estimate", "through the model")
+# What an edit's classifier-free guidance pushes away from: the negative prompt ("text"), or the
+# design before the edit ("source": its concepts and attributes, staged), so that guidance pushes
+# only along what the changed attribute adds (docs/editing.md).
+EDIT_NEGATIVES = ("text", "source")
 # The draft's sampler and scheduler names as ComfyUI 0.3.75 lists them (comfy.samplers.KSampler.SAMPLERS
 # and SCHEDULERS; the core never imports ComfyUI). They are checked here, before a server starts; the
 # CLI then checks the server's own lists (its object_info) before the first stage is queued, so an
@@ -165,6 +169,7 @@ class DesignSpec:
     # through the UNet per step, so it acts only until guidance_end of the edit (docs/editing.md).
     gradient_path: str = "clean estimate"
     guidance_end: float = 1.0
+    edit_negative: str = "text"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -218,6 +223,11 @@ class DesignSpec:
             raise ValueError(f"gradient_path={self.gradient_path!r}: use one of {', '.join(GRADIENT_PATHS)}")
         if not 0 < self.guidance_end <= 1:
             raise ValueError(f"guidance_end={self.guidance_end}: must be in (0, 1], the share of the edit guided")
+        if self.edit_negative not in EDIT_NEGATIVES:
+            raise ValueError(
+                f"edit_negative={self.edit_negative!r}: use text (the negative prompt) or source (the design "
+                "before the edit)"
+            )
         if self.mini:
             if (self.width, self.height) != MINI_SIZE:
                 raise ValueError(
