@@ -29,7 +29,11 @@ def _setting(text: str) -> tuple[int, int, bool | None, int | None]:
         count, n_steps = int(images), int(steps)
         pose = True if "pose" in options else (False if "plain" in options else None)
         depths = [int(o[1:]) for o in options if o.startswith("d")]
-        if set(options) - {"pose", "plain"} - {f"d{d}" for d in depths} or len(depths) > 1:
+        if (
+            set(options) - {"pose", "plain"} - {f"d{d}" for d in depths}
+            or len(depths) > 1
+            or {"pose", "plain"} <= set(options)
+        ):
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(

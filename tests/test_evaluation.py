@@ -19,12 +19,14 @@ from hierafash_core.evaluation.classifier import (
     labels_of,
     load_classifier,
     pose_drawings,
+    pose_drawings_uint8,
     save_classifier,
+    shifted,
     train_classifier,
 )
 from hierafash_core.evaluation.metrics import pairwise_distance, palette_adherence, psnr_outside, ssim_outside
 from hierafash_core.evaluation.report import edits_table, findings
-from hierafash_core.evaluation.run import METHODS, EvalConfig, EvalResult
+from hierafash_core.evaluation.run import METHODS, PACK_METHODS, EvalConfig, EvalResult
 from hierafash_core.synth.labels import distinct_values, drawn_as
 from hierafash_core.synth.writer import SynthConfig, make_sample, split_of
 
@@ -116,8 +118,10 @@ def test_pose_reading_classifier_needs_the_poses_and_learns_from_them(tmp_path):
         x0 = 10.0 if side[i] == 0 else 50.0
         keypoints[i, :, 0] = x0 + np.linspace(-4, 4, 18)
         keypoints[i, :, 1] = np.linspace(10, 85, 18)
-    poses = pose_drawings(keypoints, (64, 96))
-    assert poses.shape == (n, 3, 96, 64) and float(poses.max()) <= 1.0
+    drawn = pose_drawings(keypoints, (64, 96))
+    assert drawn.shape == (n, 3, 96, 64) and float(drawn.max()) <= 1.0
+    poses = pose_drawings_uint8(keypoints, (64, 96), batch=5)  # what training keeps: exact, 8 bits
+    assert poses.dtype == torch.uint8 and torch.equal(poses.float() / 255, drawn)
     images = torch.full((n, 3, 96, 64), 128, dtype=torch.uint8)  # the pictures say nothing
     labels = {name: torch.full((n,), -1) for name in HEADS}
     labels["pattern"] = side
@@ -126,10 +130,16 @@ def test_pose_reading_classifier_needs_the_poses_and_learns_from_them(tmp_path):
     assert accuracy(model, images, labels, poses)["pattern"] == 1.0
     with pytest.raises(ValueError, match="reads each image's pose"):
         model.predict(images.float() / 255)
+    poses = drawn
     with pytest.raises(ValueError, match=r"poses of shape \(3, 3, 96, 64\) for images of shape \(48, 3, 96, 64\)"):
         model.predict(images.float() / 255, poses[:3])
     with pytest.raises(ValueError, match="config.pose is set"):
         train_classifier(images, labels, config)
+    # the augmentation moves each picture and its pose drawing by the same pixels
+    marks = torch.zeros(2, 3, 96, 64, dtype=torch.uint8)
+    marks[:, :, 40, 30] = 255
+    x, p = shifted(marks, marks.clone(), 2, -1)
+    assert torch.equal(x, p) and x[0, 0, 42, 29] == 1.0 and shifted(marks, None, 1, 1)[1] is None
     again, _ = load_classifier(save_classifier(model, tmp_path / "judge.safetensors"))
     assert (again.pose, again.depth) == (True, 2)
     assert (
@@ -164,7 +174,11 @@ def test_small_evaluation_runs_end_to_end(mini_test_designer, tmp_path, capsys):
         == 0
     )
     table = (out / "table.md").read_text()
-    assert table.count("\n| pack: ") == 7 and "| SDEdit, no mask |" in table and "| released code: noise once" in table
+    assert (
+        table.count("\n| pack: ") == len(PACK_METHODS) == 8
+        and "| SDEdit, no mask |" in table
+        and "| released code: noise once" in table
+    )
     assert "| staged captions (pack) |" in table and "| one flat caption, no staging |" in table
     data = json.loads((out / "results.json").read_text())
     assert set(data["edits"]) == set(METHODS)

@@ -254,15 +254,16 @@ def test_recipe_errors_name_the_problem(tmp_path):
     assert cpu.stage_key("data") != gpu.stage_key("data") and cpu.train["max_steps"] < gpu.train["max_steps"]
 
 
-def test_train_threads_change_only_the_diffusion_stage(tmp_path, built):
+def test_train_threads_change_only_the_diffusion_stage(tmp_path, built, monkeypatch):
     plain = Recipe.load(write_test_recipe(tmp_path / "plain"))
     two = Recipe.load(write_test_recipe(tmp_path / "two", train_threads=2))
     assert plain.train_threads == 0 and two.train_threads == 2
     # the data and autoencoder stages (and their cached results) are shared; the diffusion stage is not
     assert [plain.stage_key(s) for s in ("data", "autoencoder")] == [two.stage_key(s) for s in ("data", "autoencoder")]
     assert plain.stage_key("diffusion") != two.stage_key("diffusion")
-    with pytest.raises(ValueError, match="train_threads=-1; use a positive count"):
-        Recipe.load(write_test_recipe(tmp_path / "bad", train_threads=-1))
+    for bad in (-1, 1.5, "two", None, True):
+        with pytest.raises(ValueError, match=rf"train_threads={bad!r}: .*a whole number"):
+            Recipe.load(write_test_recipe(tmp_path / "bad", train_threads=bad))
 
     # the build trains with them and gives the threads back; the manifest names both counts
     before = torch.get_num_threads()
@@ -274,20 +275,14 @@ def test_train_threads_change_only_the_diffusion_stage(tmp_path, built):
     assert manifest["threads"] == 1 and "train_threads" not in manifest
     from hierafash_core.mini import build as build_module
 
-    original = build_module.EXPECTED_FILE
-    path = Path(original).parent / "_test_expected_threads.json"
-    try:
-        build_module.EXPECTED_FILE = path
-        build_module.record_expected(manifest)
-        other = json.loads(json.dumps(manifest))
-        next(iter(other["files"].values()))["sha256"] = "0" * 64
-        assert check_expected(other)[0] is False
-        other["train_threads"] = 2
-        ok, message = check_expected(other)
-        assert ok is None and "this build used 1 thread(s) (2 for the diffusion stage)" in message
-    finally:
-        build_module.EXPECTED_FILE = original
-        path.unlink(missing_ok=True)
+    monkeypatch.setattr(build_module, "EXPECTED_FILE", tmp_path / "expected.json")
+    build_module.record_expected(manifest)
+    other = json.loads(json.dumps(manifest))
+    next(iter(other["files"].values()))["sha256"] = "0" * 64
+    assert check_expected(other)[0] is False
+    other["train_threads"] = 2
+    ok, message = check_expected(other)
+    assert ok is None and "this build used 1 thread(s) (2 for the diffusion stage)" in message
 
 
 def test_missing_files_are_not_built_when_asked_not_to(tmp_path):
@@ -352,6 +347,8 @@ def test_a_source_prompt_as_the_negative_is_guidance_away_from_it(built):
             torch.testing.assert_close(guided, d_old + 3.0 * (d_new - d_old), rtol=1e-4, atol=1e-4)
         plain = model.denoiser([new, new], pose, cfg=3.0)(x, torch.full((2,), 1.0))
         assert not torch.allclose(plain, guided), "the empty negative must differ from the source one"
+        one = model.denoiser([new, new], pose, cfg=3.0, negative=old)(x, torch.full((2,), 1.0))
+        torch.testing.assert_close(one, guided)  # one negative prompt serves the whole batch
     with pytest.raises(ValueError, match="negative: 3 prompts for 2 prompts"):
         model.denoiser([new, new], pose, negative=[old] * 3)
 

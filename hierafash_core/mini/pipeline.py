@@ -167,9 +167,12 @@ class MiniDesigner:
                 staged as ``prompts`` are (an edit's source design, so guidance amplifies only what
                 the changed attribute adds).
         """
-        if not isinstance(negative, str) and len(negative) != len(prompts):
+        if isinstance(negative, HierarchicalPrompt):
+            negative = [negative]
+        if not isinstance(negative, str) and len(negative) not in (1, len(prompts)):
             raise ValueError(
-                f"negative: {len(negative)} prompts for {len(prompts)} prompts; give one string, or one prompt each"
+                f"negative: {len(negative)} prompts for {len(prompts)} prompts; give one string or prompt, or one "
+                "prompt each"
             )
         schedule = self.schedule
         log_sigmas = self.sigma_table.double().log()

@@ -23,6 +23,15 @@ PREDICTIONS = ("epsilon", "v_prediction")
 CODE_VERSION = 2
 
 
+def _count(path: Path, key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"recipe {path}: {key}={value!r}: use a whole number of CPU threads, or 0 for torch's default"
+            + (" (train_threads 0: the same as threads)" if key == "train_threads" else "")
+        )
+    return value
+
+
 def _config_text(name: str) -> str:
     return (CONFIG_DIR / name).read_text(encoding="utf-8")
 
@@ -123,8 +132,8 @@ class Recipe:
             recipe = cls(
                 name=data["name"],
                 seed=int(data["seed"]),
-                threads=int(data.get("threads", 0)),
-                train_threads=int(data.get("train_threads", 0)),
+                threads=_count(path, "threads", data.get("threads", 0)),
+                train_threads=_count(path, "train_threads", data.get("train_threads", 0)),
                 data=data_recipe,
                 autoencoder=AutoencoderConfig(**data.get("autoencoder", {})),
                 autoencoder_training=AutoencoderTrainConfig(**data.get("autoencoder_training", {})),
@@ -140,11 +149,6 @@ class Recipe:
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"recipe {path}: {exc}") from None
-        if recipe.threads < 0 or recipe.train_threads < 0:
-            raise ValueError(
-                f"recipe {path}: threads={recipe.threads}, train_threads={recipe.train_threads}; "
-                "use a positive count, or 0 for torch's default (train_threads 0: the same as threads)"
-            )
         if recipe.prediction not in PREDICTIONS:
             raise ValueError(f"recipe {path}: prediction={recipe.prediction!r}; use one of {', '.join(PREDICTIONS)}")
         for key in ("dataset", "base", "output_dir"):
