@@ -284,7 +284,12 @@ def test_demo_runs_on_the_built_in_mini_designer(tmp_path, mini_test_designer, c
     loaders = [n for n in api.values() if n["class_type"] == "HieraFash_MiniDesignerLoader"]
     assert len(loaders) == 1 and not any(n["class_type"] == "CheckpointLoaderSimple" for n in api.values())
     edits = [n for n in api.values() if n["class_type"] == "HieraFash_GradientGuidedEdit"]
-    assert {e["inputs"]["gradient_path"] for e in edits} == {"through the model"}
+    assert {e["inputs"]["gradient_path"] for e in edits} == {"clean estimate"}
+    # each edit guides away from the design before it (the built-in model's default edit negative)
+    for e in edits:
+        negative = api[e["inputs"]["negative"][0]]
+        assert negative["class_type"] == "ConditioningCombine"
+        assert api[negative["inputs"]["conditioning_1"][0]]["class_type"] == "HieraFash_ConceptEncode"
     assert all(e["inputs"]["control_net"][0] == next(k for k, v in api.items() if v is loaders[0]) for e in edits)
     for name in ("draft.png", "edit4_hem.png"):
         assert Image.open(out / name).size == (128, 192), name
