@@ -285,6 +285,24 @@ def test_train_threads_change_only_the_diffusion_stage(tmp_path, built, monkeypa
     assert ok is None and "this build used 1 thread(s) (2 for the diffusion stage)" in message
 
 
+def test_files_built_from_an_older_recipe_load_with_a_warning(built, tmp_path, caplog):
+    _, files, manifest = built
+    folder = tmp_path / "model"
+    shutil.copytree(files.folder, folder)
+    recipe = tmp_path / "recipe.json"
+    shutil.copyfile(manifest["recipe"], recipe)
+    record = json.loads((folder / "manifest.json").read_text())
+    record["recipe"] = str(recipe)
+    (folder / "manifest.json").write_text(json.dumps(record))
+    with caplog.at_level("WARNING", logger="hierafash_core.mini"):
+        assert mini_designer_files(folder, build=False).folder == folder
+    assert "older version" not in caplog.text
+    recipe.write_text(recipe.read_text().replace('"seed": 3', '"seed": 4'))
+    with caplog.at_level("WARNING", logger="hierafash_core.mini"):
+        assert mini_designer_files(folder, build=False).folder == folder  # still loads
+    assert f"was built from an older version of {recipe}; run `hierafash mini-designer build`" in caplog.text
+
+
 def test_missing_files_are_not_built_when_asked_not_to(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `hierafash mini-designer build`"):
         mini_designer_files(tmp_path / "none", build=False)

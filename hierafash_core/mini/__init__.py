@@ -43,6 +43,7 @@ def mini_designer_files(
 
     files = MiniDesignerFiles.in_folder(folder if folder is not None else default_folder())
     if files.exist():
+        _warn_if_recipe_changed(files)
         return files
     if not build:
         raise FileNotFoundError(
@@ -52,6 +53,28 @@ def mini_designer_files(
     log.warning("building the mini designer into %s (about an hour on 2 CPU cores)", files.folder)
     build_mini_designer(files.folder, recipe, report=report)
     return files
+
+
+def _warn_if_recipe_changed(files: MiniDesignerFiles) -> None:
+    """Log a warning when the recipe file the files were built from has changed since (a newer
+    recipe of the pack): the files still load, but they are not what the recipe now builds."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    try:
+        manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
+        recipe = Path(manifest["recipe"])
+        now = hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an unreadable manifest is `hierafash mini-designer info`'s to report
+    if now is not None and now != manifest.get("recipe_sha256"):
+        log.warning(
+            "the mini designer in %s was built from an older version of %s; run `hierafash mini-designer build` "
+            "to rebuild it from the current one (finished stages that did not change are reused)",
+            files.folder,
+            recipe,
+        )
 
 
 def __getattr__(name: str):
