@@ -7,7 +7,7 @@ memory and how much of it training added on top of the loaded models; ratios are
 first row, measured side by side in one run.
 
     .venv/bin/python bench/train_throughput.py                 # tiny model, the modes and options
-    .venv/bin/python bench/train_throughput.py --profile small # DESIGN.md section 7's small UNet
+    .venv/bin/python bench/train_throughput.py --profile small [--threads 2]  # the small UNet, float32 and bf16
 
 Machine load changes the absolute figures (the development machine is shared); compare ratios.
 """
@@ -57,7 +57,13 @@ PROFILES = {
         64,
         64,
     ),
-    "small": ([{"mode": "unet", "batch_size": 16}], {"text_width": 384, "unet": SMALL_UNET}, 64, 192, 128),
+    "small": (
+        [{"mode": "unet", "batch_size": 16}, {"mode": "unet", "batch_size": 16, "mixed_precision": "bf16"}],
+        {"text_width": 384, "unet": SMALL_UNET},
+        64,
+        192,
+        128,
+    ),
 }
 
 
