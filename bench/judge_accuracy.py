@@ -29,11 +29,9 @@ def _setting(text: str) -> tuple[int, int, bool | None, int | None]:
         count, n_steps = int(images), int(steps)
         pose = True if "pose" in options else (False if "plain" in options else None)
         depths = [int(o[1:]) for o in options if o.startswith("d")]
-        if (
-            set(options) - {"pose", "plain"} - {f"d{d}" for d in depths}
-            or len(depths) > 1
-            or {"pose", "plain"} <= set(options)
-        ):
+        known = {"pose", "plain"} | {f"d{d}" for d in depths}
+        both = {"pose", "plain"} <= set(options)
+        if set(options) - known or len(options) != len(set(options)) or len(depths) > 1 or both:
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(
@@ -47,7 +45,8 @@ def _setting(text: str) -> tuple[int, int, bool | None, int | None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--settings", nargs="+", type=_setting, default=[(4000, 1200, None, None)], metavar="IMAGES:STEPS[:pose][:dN]",
+        "--settings", nargs="+", type=_setting, default=[(4000, 1200, None, None)],
+        metavar="IMAGES:STEPS[:pose|:plain][:dN]",
         help="training images and steps of each judge, optionally :pose (reads the pose drawing) or :plain "
         "(does not) and :dN (N convolutions per scale); the default is the evaluation's judge",
     )  # fmt: skip

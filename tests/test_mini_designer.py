@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -241,6 +242,10 @@ def test_expected_hashes_are_compared_only_for_the_same_setup(built):
 def test_recipe_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="recipe=nope: no such file; use cpu, gpu"):
         Recipe.load("nope")
+    for text, kind in (("null", "NoneType"), ('["name"]', "list"), ("5", "int")):
+        (tmp_path / "x.json").write_text(text)
+        with pytest.raises(ValueError, match=rf"a JSON {kind}; a recipe is a JSON object of settings"):
+            Recipe.load(tmp_path / "x.json")
     bad = write_test_recipe(tmp_path / "a", colour="red")
     with pytest.raises(ValueError, match=r"unknown keys \['colour'\]"):
         Recipe.load(bad)
@@ -261,7 +266,7 @@ def test_train_threads_change_only_the_diffusion_stage(tmp_path, built, monkeypa
     # the data and autoencoder stages (and their cached results) are shared; the diffusion stage is not
     assert [plain.stage_key(s) for s in ("data", "autoencoder")] == [two.stage_key(s) for s in ("data", "autoencoder")]
     assert plain.stage_key("diffusion") != two.stage_key("diffusion")
-    for bad in (-1, 1.5, "two", None, True):
+    for bad in (-1, 1.5, "two", None, True, 10**12):
         with pytest.raises(ValueError, match=rf"train_threads={bad!r}: .*a whole number"):
             Recipe.load(write_test_recipe(tmp_path / "bad", train_threads=bad))
 
@@ -367,8 +372,14 @@ def test_a_source_prompt_as_the_negative_is_guidance_away_from_it(built):
         assert not torch.allclose(plain, guided), "the empty negative must differ from the source one"
         one = model.denoiser([new, new], pose, cfg=3.0, negative=old)(x, torch.full((2,), 1.0))
         torch.testing.assert_close(one, guided)  # one negative prompt serves the whole batch
-    with pytest.raises(ValueError, match="negative: 3 prompts for 2 prompts"):
-        model.denoiser([new, new], pose, negative=[old] * 3)
+        # one prompt for the batch with one negative per latent
+        each = model.denoiser([new], pose, cfg=3.0, negative=[old, old])(x, torch.full((2,), 1.0))
+        torch.testing.assert_close(each, guided)
+        with pytest.raises(ValueError, match="negative: 3 prompts for a batch of 2 latents"):
+            model.denoiser([new, new], pose, negative=[old] * 3)(x, torch.full((2,), 1.0))
+    for bad in (None, 5, []):
+        with pytest.raises(ValueError, match=re.escape(f"negative={bad!r}: give a caption string")):
+            model.denoiser([new, new], pose, negative=bad)
 
 
 def test_caption_summary_is_the_token_mean_and_reaches_the_unet(built):

@@ -169,10 +169,13 @@ class MiniDesigner:
         """
         if isinstance(negative, HierarchicalPrompt):
             negative = [negative]
-        if not isinstance(negative, str) and len(negative) not in (1, len(prompts)):
+        if not isinstance(negative, str) and (
+            not isinstance(negative, Sequence)
+            or not negative
+            or not all(isinstance(p, (str, HierarchicalPrompt)) for p in negative)
+        ):
             raise ValueError(
-                f"negative: {len(negative)} prompts for {len(prompts)} prompts; give one string or prompt, or one "
-                "prompt each"
+                f"negative={negative!r}: give a caption string, a HierarchicalPrompt, or a list with one per latent"
             )
         schedule = self.schedule
         log_sigmas = self.sigma_table.double().log()
@@ -208,6 +211,10 @@ class MiniDesigner:
                 if isinstance(negative, str):
                     uncond = states([negative] * b)
                 else:
+                    if len(negative) not in (1, b):
+                        raise ValueError(
+                            f"negative: {len(negative)} prompts for a batch of {b} latents; give one or one each"
+                        )
                     ns = list(negative) * (b if len(negative) == 1 else 1)
                     uncond = states([caption_at(p, float(tt)) for p, tt in zip(ns, t.tolist(), strict=True)])
                 ctx = torch.cat([uncond, cond])

@@ -23,10 +23,14 @@ PREDICTIONS = ("epsilon", "v_prediction")
 CODE_VERSION = 2
 
 
+MAX_THREADS = 256  # far above any CPU this recipe is for; a typo of 1e12 should not reach torch
+
+
 def _count(path: Path, key: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_THREADS:
         raise ValueError(
-            f"recipe {path}: {key}={value!r}: use a whole number of CPU threads, or 0 for torch's default"
+            f"recipe {path}: {key}={value!r}: use a whole number of CPU threads up to {MAX_THREADS} (at most the "
+            "machine's cores), or 0 for torch's default"
             + (" (train_threads 0: the same as threads)" if key == "train_threads" else "")
         )
     return value
@@ -117,6 +121,11 @@ class Recipe:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ValueError(f"recipe {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"recipe {path}: a JSON {type(data).__name__}; a recipe is a JSON object of settings "
+                "(name, seed, data, autoencoder, train, ...), like configs/mini-designer/recipe.json"
+            )
         known = {
             "name", "seed", "threads", "train_threads", "data", "autoencoder", "autoencoder_training",
             "autoencoder_images", "text_seed", "text_token_scale", "prediction", "unet_config", "train", "notes",
