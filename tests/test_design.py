@@ -336,4 +336,6 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
                     '"canvas_width": 128, "canvas_height": 192}')  # fmt: skip
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--steps", "7"]) == 0
     assert (seen["width"], seen["height"], seen["steps"], seen["cfg"]) == (128, 192, 7, 4.0)
-    assert seen["gradient_path"] == "through the model"
+    assert seen["edit_negative"] == "source" and "gradient_path" not in seen  # the clean estimate, the default
+    assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--edit-negative", "text"]) == 0
+    assert seen["edit_negative"] == "text"  # the command line wins over the model's default
