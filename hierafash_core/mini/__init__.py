@@ -58,14 +58,15 @@ def mini_designer_files(
 def _warn_if_recipe_changed(files: MiniDesignerFiles) -> None:
     """Log a warning when the recipe file the files were built from has changed since (a newer
     recipe of the pack): the files still load, but they are not what the recipe now builds."""
-    import hashlib
     import json
     from pathlib import Path
+
+    from .files import sha256_file
 
     try:
         manifest = json.loads(files.manifest.read_text(encoding="utf-8"))
         recipe = Path(manifest["recipe"])
-        now = hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.is_file() else None
+        now = sha256_file(recipe) if recipe.is_file() else None
     except (OSError, ValueError, KeyError, TypeError):
         return  # an unreadable manifest is `hierafash mini-designer info`'s to report
     if now is not None and now != manifest.get("recipe_sha256"):
