@@ -9,7 +9,7 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ..hierafash_core.masks import ATTRIBUTES, AUTO, REFINE_MODES, parse_image
+from ..hierafash_core.masks import ATTRIBUTES, AUTO, LENGTH_ENDS, REACH_CATEGORY, REFINE_MODES, parse_image
 from ..hierafash_core.pose.detect import NoPersonFound, bundled_complexities, detect_people, to_rgb
 from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint, tensor_to_pose_keypoint
 from ..hierafash_core.pose.render import render_openpose
@@ -110,6 +110,17 @@ class ParseMask(io.ComfyNode):
                     step=0.01,
                     tooltip=f"With intersect: how far the region may reach beyond refine_mask, {_UNIT}.",
                 ),
+                io.Combo.Input(
+                    "reach",
+                    options=[REACH_CATEGORY, *LENGTH_ENDS],
+                    default=REACH_CATEGORY,
+                    optional=True,  # graphs and API prompts saved before it existed keep working
+                    tooltip=(
+                        "Length, hem and garment regions: reach at least as far down as a garment of this clothing "
+                        "length ends. Give the longer of the lengths before and after the edit (a knee-length "
+                        "blouse or a long coat ends below its category's usual range). category: that range only."
+                    ),
+                ),
                 PoseKeypoint.Input(
                     "pose_keypoint",
                     optional=True,
@@ -150,6 +161,7 @@ class ParseMask(io.ComfyNode):
         person_margin,
         refine_mode,
         refine_margin,
+        reach=REACH_CATEGORY,
         pose_keypoint=None,
         refine_mask=None,
     ) -> io.NodeOutput:
@@ -167,6 +179,7 @@ class ParseMask(io.ComfyNode):
             refine_mask=mask_to_core(refine_mask, "refine_mask").clone() if refine_mask is not None else None,
             refine_mode=refine_mode,
             refine_margin=refine_margin,
+            reach=reach,
         )
         return io.NodeOutput(mask_to_comfy(result.mask), image_to_comfy(result.preview), result.pose_keypoint())
 

@@ -15,6 +15,7 @@ from hierafash_core.masks import (
     ATTRIBUTES,
     MissingKeypointsError,
     build_region,
+    longest_length,
     parse_image,
     region_mask,
 )
@@ -105,6 +106,35 @@ def test_length_region_reaches_as_far_as_the_category_allows():
     garment_pant = region_mask(kp, (704, 512), "garment", "Pant")
     assert at(garment_top, kp, "left_elbow") == 1 and at(garment_pant, kp, "left_elbow") == 0
     assert at(garment_pant, kp, "left_knee") == 1 and at(garment_top, kp, "left_ankle") == 0
+
+
+def test_reach_lengthens_a_length_region_to_the_clothing_length_asked():
+    kp = standing_person()
+    blouse = region_mask(kp, (704, 512), "clothing_length", "Blouse")
+    knee = region_mask(kp, (704, 512), "clothing_length", "Blouse", reach="knee-length")  # forgiving spelling
+    long = region_mask(kp, (704, 512), "clothing_length", "Blouse", reach="Long")
+    assert at(blouse, kp, "right_knee") == 0 and at(knee, kp, "right_knee") == 1 and at(knee, kp, "right_ankle") == 0
+    assert at(long, kp, "right_ankle") == 1 and at(long, kp, "left_ankle") == 1
+    assert bool((long >= blouse).all())  # a reach only adds: the category's own range stays in
+    coat = region_mask(kp, (704, 512), "hem", "Coat")
+    assert at(coat, kp, "right_ankle") == 0 and at(region_mask(kp, (704, 512), "hem", "Coat", reach="Long"), kp,
+                                                   "right_ankle") == 1  # fmt: skip
+    # a shorter reach than the category's range changes nothing, and sleeves ignore it
+    assert torch.equal(region_mask(kp, (704, 512), "clothing_length", "Dress", reach="Short"),
+                       region_mask(kp, (704, 512), "clothing_length", "Dress"))  # fmt: skip
+    sleeves = region_mask(kp, (704, 512), "sleeve_length")
+    assert torch.equal(region_mask(kp, (704, 512), "sleeve_length", reach="Long"), sleeves)
+    assert longest_length("Short", None, "Mid-length", "knee length") == "Mid-length"
+    assert longest_length(None) == "category"
+    with pytest.raises(ValueError, match=r"reach='ankle': give a clothing length \(Ultra-short, .*'category'"):
+        region_mask(kp, (704, 512), "hem", "Coat", reach="ankle")
+    # reaching below the knees needs a knee in the photo, and the message says why
+    thigh = standing_person()
+    for name in ("right_knee", "left_knee", "right_ankle", "left_ankle"):
+        thigh[0, OP[name], 2] = 0
+    assert region_mask(thigh, (704, 512), "clothing_length", "Blouse", reach="Short").sum() > 0
+    with pytest.raises(MissingKeypointsError, match="reaching as far as a long garment"):
+        region_mask(thigh, (704, 512), "clothing_length", "Blouse", reach="Long")
 
 
 def test_auto_category_is_the_longest_extent():

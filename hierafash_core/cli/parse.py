@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--category", default="auto", help="garment category: how far length/hem reach (default: auto, the longest)"
     )
+    p.add_argument(
+        "--reach", default="category", metavar="LENGTH",
+        help="length/hem/garment regions reach at least as far as a garment of this clothing length "
+        "(the longer of before and after the edit; default: the category's usual range)",
+    )  # fmt: skip
     p.add_argument("--keypoints", metavar="FILE.json", help="OpenPose JSON keypoints to use instead of detecting")
     p.add_argument(
         "--openpose-weights", metavar="FILE.safetensors",
@@ -90,13 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from ..masks.build import _check_margin
     from ..masks.geometry import MissingKeypointsError
     from ..masks.parse import parse_image
-    from ..masks.regions import normalize_category
+    from ..masks.regions import normalize_category, normalize_reach
     from ..pose.detect import PoseDetectorUnavailable
     from ..pose.openpose_json import tensor_to_pose_keypoint
 
     # Every setting is checked before the photo is read and a pose detected (which takes seconds).
     attributes = _attributes(args.attribute)
     normalize_category(args.category)
+    normalize_reach(args.reach)
     for name in ("grow", "feather", "person_margin", "refine_margin"):
         value = _check_margin(name, getattr(args, name))
         if name == "feather" and value < 0:
@@ -147,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 refine_mask=refine,
                 refine_mode=args.refine_mode,
                 refine_margin=args.refine_margin,
+                reach=args.reach,
             )
         except PoseDetectorUnavailable as exc:
             raise CLIError(str(exc)) from None

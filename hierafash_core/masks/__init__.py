@@ -8,21 +8,35 @@ keypoints -> mask, preview and keypoints).
 from .build import REFINE_MODES, Region, build_region, fit_mask, region_mask
 from .geometry import Body, MissingKeypointsError
 from .parse import ParseResult, parse_image
-from .regions import ATTRIBUTES, AUTO, EXTENTS, normalize_attribute, normalize_category
+from .regions import (
+    ATTRIBUTES,
+    AUTO,
+    EXTENTS,
+    LENGTH_ENDS,
+    REACH_CATEGORY,
+    longest_length,
+    normalize_attribute,
+    normalize_category,
+    normalize_reach,
+)
 
 __all__ = [
     "ATTRIBUTES",
     "AUTO",
     "Body",
     "EXTENTS",
+    "LENGTH_ENDS",
     "MissingKeypointsError",
     "ParseResult",
+    "REACH_CATEGORY",
     "REFINE_MODES",
     "Region",
     "build_region",
     "fit_mask",
+    "longest_length",
     "normalize_attribute",
     "normalize_category",
+    "normalize_reach",
     "parse_image",
     "region_mask",
 ]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..pose.keypoints import check_keypoints
 from .geometry import Body
-from .regions import AUTO, normalize_attribute, normalize_category, region_shapes
+from .regions import AUTO, normalize_attribute, normalize_category, normalize_reach, region_shapes
 from .sdf import GRID, Grid, mask_sdf, ramp, shapes_sdf
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def build_region(
     refine_mask: torch.Tensor | None = None,
     refine_mode: str = "intersect",
     refine_margin: float = 0.0,
+    reach: str | None = None,
     min_confidence: float = 0.3,
     grid: int = GRID,
 ) -> Region:
@@ -106,6 +107,7 @@ def build_region(
         raise ValueError(f"size={tuple(size)}: height and width must be at least 1")
     attribute = normalize_attribute(attribute)
     category = normalize_category(category)
+    reach = normalize_reach(reach)
     grow, person_margin, refine_margin = (
         _check_margin("grow", grow),
         _check_margin("person_margin", person_margin),
@@ -125,13 +127,13 @@ def build_region(
     masks, units, categories = [], [], []
     for i in range(b):
         body = Body.from_keypoints(kp[i], (h, w), min_confidence, image_index=i)
-        shapes = region_shapes(body, attribute, category)
+        shapes = region_shapes(body, attribute, category, reach)
         u = body.unit
         # Past this distance the exact value no longer matters: the mask is 0 there whatever follows.
-        reach = max(0.0, (grow + feather) * u) + 2 * g.cell
-        field = shapes_sdf(g, shapes.add, reach)
+        far = max(0.0, (grow + feather) * u) + 2 * g.cell
+        field = shapes_sdf(g, shapes.add, far)
         if shapes.cut:
-            field = np.maximum(field, -shapes_sdf(g, shapes.cut, reach))
+            field = np.maximum(field, -shapes_sdf(g, shapes.cut, far))
         if not bool((field <= 0).any()):  # no grid cell of the photo lies in the region
             raise ValueError(
                 f"the {attribute} region lies outside the {w}x{h} photo in image {i}; "
@@ -182,6 +184,9 @@ def region_mask(
         refine_mask: optional (B or 1, 1, h, w) external mask (a parser's or a segmentation node's),
             combined by ``refine_mode`` (``intersect``, ``union``, ``subtract``); ``refine_margin``
             (u) grows it when intersecting. Another size with the same aspect ratio is resized.
+        reach: a clothing length (``Knee-length``, ``Long``, ...): length, hem and garment regions
+            reach at least as far down as a garment of that length ends; give the longer of the
+            lengths before and after the edit. None or ``'category'``: the category's usual range.
         min_confidence: keypoints below it count as missing.
 
     Returns:

@@ -66,6 +66,7 @@ def parse_image(
     refine_mask: torch.Tensor | None = None,
     refine_mode: str = "intersect",
     refine_margin: float = 0.0,
+    reach: str | None = None,
     min_confidence: float = 0.3,
     make_preview: bool = True,
     grid: int = GRID,
@@ -119,6 +120,7 @@ def parse_image(
         refine_mask=refine_mask,
         refine_mode=refine_mode,
         refine_margin=refine_margin,
+        reach=reach,
         min_confidence=min_confidence,
         grid=grid,
     )

@@ -9,12 +9,17 @@ idea with margins that scale with the body.
 
 Without a garment parser the hem's current position is unknown, so the hem region is the
 length region (every place the hem can be). An external mask narrows any region.
+
+A category's usual range does not hold every length the vocabulary allows: a knee-length blouse or
+a long coat ends below it. ``reach`` (a clothing length) extends length, hem and garment regions
+down to where a garment of that length ends; give the longer of the lengths before and after the
+edit, so the region holds both the garment to remove and the one to draw.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +31,8 @@ log = logging.getLogger(__name__)
 
 ATTRIBUTES: tuple[str, ...] = ("clothing_length", "sleeve_length", "sleeve_type", "collar", "hem", "garment")
 AUTO = "auto"
+# reach: the category's own range (no clothing length given).
+REACH_CATEGORY = "category"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,13 @@ EXTENTS: dict[str, Extent] = {
     "Skirt":    Extent(0.15, 2.15, 0.30, 0.50, False, True, False, "from the hips to the floor"),
     "Jumpsuit": Extent(0.00, 2.15, 0.25, 0.30, True, True, True, "from the hips to the floor, per leg"),
     "Pant":     Extent(0.00, 2.15, 0.25, 0.30, True, True, False, "from the hips to the floor, per leg"),
+}
+# Where a garment of each clothing length ends, as a leg position (0 hip, 1 knee, 2 ankle), with a
+# margin for the hem band: mid-thigh is short, just below the knee knee-length, mid-calf mid-length,
+# the ankle long (the same levels `hierafash synth` draws; a cropped top ends above the hips, inside
+# every category's range).
+LENGTH_ENDS: dict[str, float] = {
+    "Ultra-short": 0.35, "Short": 0.70, "Knee-length": 1.15, "Mid-length": 1.60, "Long": 2.15,
 }
 # fmt: on
 
@@ -106,14 +120,50 @@ def normalize_category(category: str | None) -> str:
         raise ValueError(f"{exc}; or use 'auto'") from None  # the message already names category and value
 
 
+def normalize_reach(reach: str | None) -> str:
+    """A clothing length (canonical label), or ``'category'`` for None/empty/'category'/'auto'."""
+    if reach is None or str(reach).strip().casefold() in ("", REACH_CATEGORY, AUTO, "none"):
+        return REACH_CATEGORY
+    try:
+        return normalize_value("clothing_length", reach)
+    except ValueError:
+        raise ValueError(
+            f"reach={reach!r}: give a clothing length ({', '.join(LENGTH_ENDS)}), the longer of the lengths "
+            f"before and after the edit, or '{REACH_CATEGORY}' for the category's usual range"
+        ) from None
+
+
+def longest_length(*values: str | None) -> str:
+    """The longest of the clothing lengths given (None skipped), as a ``reach``; ``'category'`` if none."""
+    known = [normalize_reach(v) for v in values if v is not None]
+    known = [v for v in known if v != REACH_CATEGORY]
+    return max(known, key=LENGTH_ENDS.__getitem__) if known else REACH_CATEGORY
+
+
+def reach_extent(category: str, reach: str = REACH_CATEGORY) -> Extent:
+    """``category``'s extent, lengthened to where a garment of clothing length ``reach`` ends."""
+    ext = EXTENTS[category]
+    end = LENGTH_ENDS.get(reach)
+    if end is None or end <= ext.bottom:
+        return ext
+    return replace(
+        ext,
+        bottom=end,
+        bottom_width=max(ext.bottom_width, EXTENTS["Dress"].bottom_width),  # a long garment flares like a dress
+        needs_knees=ext.needs_knees or end > 1.0,
+        label=f"{ext.label}, reaching as far as a {reach.lower()} garment",
+    )
+
+
 def resolve_category(body: Body, category: str) -> str:
     """``auto`` means the longest extent, a full-length garment (Dress): a length edit may make any
     garment long. Shorter reaches are asked for by naming the category."""
     return "Dress" if category == AUTO else category
 
 
-def region_shapes(body: Body, attribute: str, category: str = AUTO) -> RegionShapes:
-    """The shapes of ``attribute``'s region for one body (see the module docstring)."""
+def region_shapes(body: Body, attribute: str, category: str = AUTO, reach: str = REACH_CATEGORY) -> RegionShapes:
+    """The shapes of ``attribute``'s region for one body (see the module docstring); ``reach``
+    (normalised by :func:`normalize_reach`) lengthens length, hem and garment regions."""
     cat = resolve_category(body, category)
     if category == AUTO:
         log.debug("image %d: category auto -> %s extent", body.image_index, cat)
@@ -123,9 +173,9 @@ def region_shapes(body: Body, attribute: str, category: str = AUTO) -> RegionSha
     elif attribute == "collar":
         out.add += collar_shapes(body)
     elif attribute in ("clothing_length", "hem"):
-        out.add += length_shapes(body, cat, attribute, auto=category == AUTO)
+        out.add += length_shapes(body, cat, attribute, auto=category == AUTO, reach=reach)
     elif attribute == "garment":
-        out.add += garment_shapes(body, cat)
+        out.add += garment_shapes(body, cat, reach)
     else:
         raise ValueError(f"attribute={attribute!r}: choose one of {', '.join(ATTRIBUTES)}")
     head = body.head()
@@ -195,9 +245,12 @@ def _leg_point(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, t: float) -
     return ankle + (ankle - knee) * (t - 2)
 
 
-def length_shapes(body: Body, category: str, attribute: str = "clothing_length", auto: bool = False) -> list[Shape]:
-    """From where the shortest garment of the category ends to where the longest one does."""
-    ext = EXTENTS[category]
+def length_shapes(
+    body: Body, category: str, attribute: str = "clothing_length", auto: bool = False, reach: str = REACH_CATEGORY
+) -> list[Shape]:
+    """From where the shortest garment of the category ends to where the longest one (or one of
+    clothing length ``reach``, if that is longer) does."""
+    ext = reach_extent(category, reach)
     groups = [("right_hip", "left_hip")] + ([("right_knee", "left_knee")] if ext.needs_knees else [])
     name = f"category auto -> {category}" if auto else category
     what = f"the {attribute.replace('_', ' ')} region ({name}: {ext.label})"
@@ -249,7 +302,7 @@ def torso_shape(body: Body, hips: tuple[np.ndarray, np.ndarray]) -> Polygon:
     return Polygon(tuple(map(tuple, pts)))
 
 
-def garment_shapes(body: Body, category: str) -> list[Shape]:
+def garment_shapes(body: Body, category: str, reach: str = REACH_CATEGORY) -> list[Shape]:
     """The whole garment: torso and arms for upper-body categories, plus the length region."""
     ext = EXTENTS[category]
     shapes: list[Shape] = []
@@ -258,11 +311,12 @@ def garment_shapes(body: Body, category: str) -> list[Shape]:
         shapes += arm_shapes(body)
         shapes.append(torso_shape(body, body.estimated_hips()))
     if found_hips or not ext.upper_body:
-        if ext.needs_knees and not (body.in_photo("right_knee") or body.in_photo("left_knee")) and ext.upper_body:
+        long = reach_extent(category, reach).needs_knees
+        if long and not (body.in_photo("right_knee") or body.in_photo("left_knee")) and ext.upper_body:
             body.note(f"no knee in the photo: the {category} region stops at the hips")
             shapes += length_shapes(body, "Blouse", "garment")
         else:
-            shapes += length_shapes(body, category, "garment")
+            shapes += length_shapes(body, category, "garment", reach=reach)
     else:
         body.note("no hips in the photo: the garment region follows the torso to the edge of the photo")
     return shapes
@@ -272,4 +326,16 @@ def _disc(centre: np.ndarray, radius: float) -> Capsule:
     return Capsule(tuple(centre), tuple(centre), radius, radius)
 
 
-__all__ = ["ATTRIBUTES", "AUTO", "CATEGORIES", "EXTENTS", "RegionShapes", "region_shapes"]
+__all__ = [
+    "ATTRIBUTES",
+    "AUTO",
+    "CATEGORIES",
+    "EXTENTS",
+    "LENGTH_ENDS",
+    "REACH_CATEGORY",
+    "RegionShapes",
+    "longest_length",
+    "normalize_reach",
+    "reach_extent",
+    "region_shapes",
+]
