@@ -25,11 +25,11 @@ from ..hierafash_core.editing import (
     Mode,
     SamplerName,
     StartMethod,
-    latent_mask,
     release_mask,
     resolve_start,
     run_edit,
 )
+from ..hierafash_core.editing import latent_mask as to_latent_grid  # the widget of that name wins
 from ..hierafash_core.stage_plan import describe
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS
 from .convert import (
@@ -45,6 +45,7 @@ from .model_grad import grad_ready_conditioning, grad_ready_model
 
 log = logging.getLogger(__name__)
 
+LATENT_MASKS = ("average", "cover")  # how the pixel mask meets the latent grid (see the widget's tooltip)
 CUSTOM_TIMESTEP = "custom timestep"
 CUSTOM_STEP = "custom step"
 # "A1 clothing length (t=911)" ... "A5 hem (t=591)" -> field key; the strings are saved in workflows.
@@ -255,6 +256,42 @@ class GradientGuidedEdit(io.ComfyNode):
                     optional=True,
                     tooltip="Strength of the pose ControlNet.",
                 ),
+                io.Int.Input(
+                    "resample",
+                    default=1,
+                    min=1,
+                    max=20,
+                    step=1,
+                    optional=True,  # optional: graphs and API prompts saved before it existed keep working
+                    tooltip=(
+                        "Passes per step in the first resample_share of the edit: after each pass the latent is "
+                        "noised back up and the step taken again, so the redrawn region agrees with the kept rest "
+                        "(RePaint's resampling). 1 = off; 5 made sleeve-length edits of the mini designer land "
+                        "far more often (docs/editing.md), at about 3x the time."
+                    ),
+                ),
+                io.Float.Input(
+                    "resample_share",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    optional=True,
+                    tooltip="The share of the edit's steps, from its start, that are resampled.",
+                ),
+                io.Combo.Input(
+                    "latent_mask",
+                    options=list(LATENT_MASKS),
+                    default="average",
+                    optional=True,
+                    tooltip=(
+                        "How the pixel mask meets the latent grid (8 px per cell). average: a cell is as free as "
+                        "the share of it the mask covers, late for thin regions. cover: every cell the mask "
+                        "touches is free from the start (thin regions such as arms change their shape), and the "
+                        "cells around the region change too: decode, then paste into the source image with "
+                        "ImageCompositeMasked and this mask to keep every pixel outside it."
+                    ),
+                ),
             ],
             outputs=[
                 io.Latent.Output(
@@ -293,6 +330,9 @@ class GradientGuidedEdit(io.ComfyNode):
         control_net=None,
         pose_image=None,
         control_strength=1.0,
+        resample=1,
+        resample_share=0.5,
+        latent_mask="average",
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
         import comfy.sample
@@ -315,6 +355,8 @@ class GradientGuidedEdit(io.ComfyNode):
             start_method=start_method,
             sampler=sampler,
             inversion_refine=inversion_refinements,
+            resample=resample,
+            resample_share=resample_share,
             guidance=GuidanceConfig(
                 weight=guidance_weight,
                 start=guidance_start,
@@ -323,7 +365,11 @@ class GradientGuidedEdit(io.ComfyNode):
                 iterations=guidance_iterations,
             ),
         )
-        edit_mask = latent_mask(mask_to_core(mask, "mask"), tuple(samples.shape))  # (B, 1, h, w)
+        if latent_mask not in LATENT_MASKS:
+            raise ValueError(f"latent_mask={latent_mask!r}: use one of {', '.join(LATENT_MASKS)}")
+        edit_mask = to_latent_grid(
+            mask_to_core(mask, "mask"), tuple(samples.shape), cover=latent_mask == "cover"
+        )  # (B, 1, h, w)
         if not torch.count_nonzero(samples):
             log.warning("source: the latent is all zeros (an empty latent?); the edit fills the mask from noise only")
         sampling = _model_sampling(model)
@@ -413,8 +459,7 @@ def _edit_sampler_function(config, source_in, edit_mask, noise, seed, model, ste
     import comfy.utils
     import latent_preview
 
-    inverting = config.start_method is StartMethod.DDIM_INVERSION
-    total = steps * (2 + config.inversion_refine) if inverting else steps
+    total = config.model_calls(steps)
     pbar = comfy.utils.ProgressBar(total)
     previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
     pending = {}

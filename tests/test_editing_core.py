@@ -25,6 +25,7 @@ from hierafash_core.editing import (
     keep_loss,
     latent_mask,
     make_stepper,
+    paste_back,
     resolve_start,
     run_edit,
 )
@@ -331,3 +332,89 @@ def test_diffusers_denoiser_runs_the_edit_headless():
     assert all(after < before for _, before, after in result.guidance_losses)
     with pytest.raises(ValueError, match="cfg=5.0 needs the negative embeddings"):
         DiffusersDenoiser(unet, cond, None, cfg=5.0)
+
+
+# -- resampling, covering masks, pasting back ---------------------------------------------------------
+class SharedLevel:
+    """Exact denoiser for data x0 = c * 1 + tau * e (c, e standard normal): every cell shares the level c,
+    so the region of an edit should come out at the level of the kept rest."""
+
+    def __init__(self, tau: float = 0.3):
+        self.t2 = tau**2
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        n, s2 = x[0].numel(), sigma.view(-1, 1, 1, 1) ** 2
+        level = x.flatten(1).mean(1).view(-1, 1, 1, 1)
+        return level * (n + self.t2) / (n + self.t2 + s2) + (x - level) * self.t2 / (self.t2 + s2)
+
+
+def test_resampling_brings_the_region_into_agreement_with_the_kept_rest(scene):
+    _, _, mask, _, sigmas = scene
+    source = torch.full((1, 4, 16, 16), 2.0)
+    errors = {1: [], 5: []}
+    for seed in range(4):
+        noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed))
+        for passes in errors:
+            out = run_edit(
+                SharedLevel(), sigmas, source, mask, noise, EditConfig(mode="blend", resample=passes), seed=seed
+            )
+            assert torch.equal(out.latent[..., :4, :], source[..., :4, :])  # still exact outside
+            errors[passes].append(float((out.latent[..., 4:12, 4:12].mean() - 2).abs()))
+    assert sum(errors[5]) < 0.75 * sum(errors[1]), errors
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
+def test_resampling_counts_its_passes_and_repeats_exactly(scene, sampler):
+    source, _, mask, noise, sigmas = scene
+    n = len(sigmas) - 1
+    seen = []
+    model = SharedLevel()
+    config = EditConfig(mode="blend", sampler=sampler, resample=3, resample_share=0.5)
+    out = run_edit(model, sigmas, source, mask, noise, config, seed=5, callback=lambda d, t: seen.append((d, t)))
+    extra = 2 * round(0.5 * n)
+    assert model.calls == n + extra
+    assert seen[-1] == (n + extra, n + extra) and [d for d, _ in seen] == list(range(1, n + extra + 1))
+    assert torch.isfinite(out.latent).all()  # a multistep rule does not take its own repeat as its past
+    again = run_edit(SharedLevel(), sigmas, source, mask, noise, config, seed=5)
+    assert torch.equal(out.latent, again.latent)
+    assert config.passes(0, n) == 3 and config.passes(n - 1, n) == 1
+
+
+def test_resample_settings_are_checked():
+    with pytest.raises(ValueError, match=r"resample=0: give a whole number of passes per step, 1 \(off\) to 20"):
+        EditConfig(resample=0)
+    with pytest.raises(ValueError, match=r"resample=2.5"):
+        EditConfig(resample=2.5)
+    with pytest.raises(ValueError, match=r"resample_share=1.5: give the share of the steps resampled, 0 to 1"):
+        EditConfig(resample_share=1.5)
+    assert EditConfig(resample=4, resample_share=0).passes(0, 10) == 1
+
+
+def test_covering_latent_mask_frees_every_cell_a_thin_region_touches():
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 10:50, 21:25] = 1  # a 4 px wide arm across two latent columns (3 px in one, 1 px in the next)
+    area = latent_mask(mask, (1, 4, 8, 8))
+    cover = latent_mask(mask, (1, 4, 8, 8), cover=True)
+    assert area[0, 0, 3, 2].item() == pytest.approx(0.375) and area[0, 0, 3, 3].item() == pytest.approx(0.125)
+    assert cover[0, 0, 3, 2].item() == 1.0 and cover[0, 0, 3, 3].item() == 1.0
+    assert cover[0, 0, 3, 4].item() == 0.0 and cover[0, 0, 0, 2].item() == 0.0  # untouched cells stay 0
+    assert bool(((cover > 0) == (area > 0)).all())  # the same cells, each fully free
+
+
+def test_paste_back_keeps_every_pixel_outside_the_mask():
+    g = torch.Generator().manual_seed(3)
+    source, edited = torch.rand(2, 2, 3, 24, 16, generator=g)
+    mask = torch.zeros(1, 1, 24, 16)
+    mask[..., 5:15, 4:10] = 1
+    mask[..., 15, 4:10] = 0.5  # a feathered edge blends
+    out = paste_back(source, edited, mask)
+    assert torch.equal(out[..., :5, :], source[..., :5, :]) and torch.equal(
+        out[..., 5:15, 4:10], edited[..., 5:15, 4:10]
+    )
+    assert torch.allclose(out[..., 15, 4:10], (source + edited)[..., 15, 4:10] / 2)
+    with pytest.raises(ValueError, match=r"paste_back: mask of shape \(1, 1, 12, 8\)"):
+        paste_back(source, edited, mask[..., ::2, ::2])
+    with pytest.raises(ValueError, match="differ in shape"):
+        paste_back(source, edited[:1], mask)

@@ -198,6 +198,39 @@ def test_progress_is_reported_and_cancel_stops_the_edit(comfy):
     assert [event for event in seen if event[1] == 6] == [(1, 6), (2, 6)]
 
 
+def test_resampling_reports_every_pass_and_cover_frees_the_cells_a_thin_mask_touches(comfy):
+    """resample=3 over the first half of 6 steps: 3 steps x 3 passes + 3 = 12 model calls on the
+    progress bar; a 3-pixel-wide mask line covers one latent column partly (average: changed late,
+    little) or fully (cover), and both leave the other columns exactly as they were."""
+    import importlib
+
+    utils = importlib.import_module("comfy.utils")
+    seen = []
+    previous = utils.PROGRESS_BAR_HOOK
+    utils.set_progress_bar_global_hook(lambda value, total, *a, **k: seen.append((value, total)))
+    try:
+        draft, resampled = run_edit_graph(comfy, edit_graph(mode="blend", resample=3, resample_share=0.5))
+    finally:
+        utils.set_progress_bar_global_hook(previous)
+    assert [e for e in seen if e[1] == 12][-1] == (12, 12)
+    _, plain = run_edit_once(comfy, mode="blend")
+    assert (outside(resampled) - outside(draft)).abs().max().item() < 1e-4
+    assert (resampled - plain)[INSIDE].abs().mean().item() > 0.05  # the passes changed the result
+
+    changes = {}
+    for how in ("average", "cover"):
+        graph = edit_graph(mode="blend", latent_mask=how)
+        graph["square"]["inputs"].update(width=3, height=SIZE // 2)  # 3 px of a latent column's 8
+        draft, edited = run_edit_graph(comfy, graph)
+        column = (edited - draft)[..., 2:6, 2].abs().mean().item()
+        rest = torch.cat([(edited - draft)[..., :2], (edited - draft)[..., 3:]], dim=-1).abs().max().item()
+        assert rest < 1e-4, how
+        changes[how] = column
+    assert changes["cover"] > 2 * changes["average"], changes
+    with pytest.raises(GraphFailed, match="latent_mask"):
+        comfy.run(edit_graph(latent_mask="nearest"), outputs=["edit"])
+
+
 # -- bad input: clear messages ---------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("change", "message"),

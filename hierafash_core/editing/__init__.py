@@ -24,7 +24,7 @@ from .guidance import (
 )
 from .inversion import MAX_INVERSION_REFINE, ddim_invert
 from .loop import EditConfig, EditResult, Mode, StartMethod, run_edit
-from .masks import blend, latent_mask, release_mask
+from .masks import blend, latent_mask, paste_back, release_mask
 from .starts import ATTRIBUTE_START_T, EditStart, attribute_start_timestep, first_step_at_or_below, resolve_start
 from .steppers import SamplerName, make_stepper
 
@@ -51,6 +51,7 @@ __all__ = [
     "guided_denoise",
     "keep_loss",
     "latent_mask",
+    "paste_back",
     "make_stepper",
     "release_mask",
     "resolve_start",

@@ -67,6 +67,11 @@ class EditConfig:
     sampler: SamplerName = SamplerName.EULER
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     inversion_refine: int = 0
+    # Resampling (as RePaint does): each of the first ``resample_share`` of the steps runs ``resample``
+    # times, noised back up to its level between passes, so the region and the kept rest, joined
+    # only by the blend, agree with each other before the next step (1 = off; see docs/editing.md).
+    resample: int = 1
+    resample_share: float = 0.5
 
     def __post_init__(self) -> None:
         for name, enum in (("mode", Mode), ("start_method", StartMethod), ("sampler", SamplerName)):
@@ -75,6 +80,21 @@ class EditConfig:
                 object.__setattr__(self, name, enum(value))
             except ValueError:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(e.value) for e in enum)}") from None
+        if not isinstance(self.resample, int) or isinstance(self.resample, bool) or not 1 <= self.resample <= 20:
+            raise ValueError(f"resample={self.resample!r}: give a whole number of passes per step, 1 (off) to 20")
+        if not 0 <= self.resample_share <= 1:
+            raise ValueError(f"resample_share={self.resample_share!r}: give the share of the steps resampled, 0 to 1")
+
+    def model_calls(self, n: int) -> int:
+        """Denoiser calls of an edit of ``n`` steps (inversion and resampling passes included)."""
+        calls = sum(self.passes(i, n) for i in range(n))
+        if self.start_method is StartMethod.DDIM_INVERSION:
+            calls += n * (1 + self.inversion_refine)
+        return calls
+
+    def passes(self, i: int, n: int) -> int:
+        """Passes of step ``i`` of ``n``: ``resample`` within the first ``resample_share`` of the steps, else 1."""
+        return self.resample if i < round(self.resample_share * n) else 1
 
 
 @dataclass
@@ -157,7 +177,7 @@ def run_edit(
     values = [float(s) for s in sigmas]
     n = len(values) - 1
     inverting = config.start_method is StartMethod.DDIM_INVERSION
-    total = n * (2 + config.inversion_refine) if inverting else n
+    total = config.model_calls(n)
     done = 0
 
     def report(now: int) -> None:
@@ -191,25 +211,34 @@ def run_edit(
     stepper = make_stepper(config.sampler, seed)
     s_in = source.new_ones(source.shape[0])
     losses: list[tuple[int, float, float]] = []
+    renoise = torch.Generator(device="cpu").manual_seed(int(seed) + 1)  # resampling's fresh noise, CPU for all devices
 
     # 2. the edit
     for i in range(n):
         sigma, sigma_next = values[i], values[i + 1]
-        # a. clean estimate, guided where asked
-        if config.mode.guides and config.guidance.acts_at(i, n):
-            g = guided_denoise(denoise, x, sigma * s_in, source, keep, config.guidance)
-            x, denoised = g.x, g.denoised
-            losses.append((i, g.loss_before, g.loss_after))
-        else:
-            denoised = denoise(x, sigma * s_in)
-        # b. the step
-        x = stepper.step(x, denoised, sigma, sigma_next)
-        # c. keep the rest
-        if config.mode.blends:
-            x = blend(x, reference(i + 1), release_mask(mask, (i + 1) / n))
+        passes = config.passes(i, n)
+        history = stepper.history()
+        for k in range(passes):
+            if k > 0:  # d. noise the result back up to sigma and take the step again (resampling)
+                stepper.restore(history)
+                fresh = torch.randn(x.shape, generator=renoise, dtype=torch.float32).to(x.device, x.dtype)
+                x = x + fresh * max(sigma**2 - sigma_next**2, 0.0) ** 0.5
+            # a. clean estimate, guided where asked
+            if config.mode.guides and config.guidance.acts_at(i, n):
+                g = guided_denoise(denoise, x, sigma * s_in, source, keep, config.guidance)
+                x, denoised = g.x, g.denoised
+                if k == passes - 1:
+                    losses.append((i, g.loss_before, g.loss_after))
+            else:
+                denoised = denoise(x, sigma * s_in)
+            # b. the step
+            x = stepper.step(x, denoised, sigma, sigma_next)
+            # c. keep the rest
+            if config.mode.blends:
+                x = blend(x, reference(i + 1), release_mask(mask, (i + 1) / n))
+            report(done + 1)
         if preview is not None:
             preview(i, x, denoised)
-        report(done + 1)
 
     if losses:
         log.info(

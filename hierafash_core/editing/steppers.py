@@ -44,6 +44,13 @@ class Stepper:
     def reset(self) -> None:
         """Forget any history (call before a new run)."""
 
+    def history(self) -> object:
+        """The history a multistep rule keeps (None for one-step rules), for :meth:`restore`."""
+        return None
+
+    def restore(self, history: object) -> None:
+        """Go back to ``history`` (from :meth:`history`): a step taken again must not count itself as its past."""
+
     def step(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
         raise NotImplementedError
 
@@ -97,6 +104,12 @@ class DPMPP2MStepper(Stepper):
 
     def reset(self) -> None:
         self.prev: tuple[torch.Tensor, float] | None = None  # (previous denoised, its sigma)
+
+    def history(self) -> tuple[torch.Tensor, float] | None:
+        return self.prev
+
+    def restore(self, history: object) -> None:
+        self.prev = history  # type: ignore[assignment]
 
     def step(self, x, denoised, sigma, sigma_next):
         if sigma_next == 0:
