@@ -73,7 +73,9 @@ def main() -> int:
         group = [cases[i] for i in idx]
         src = drafts[idx]
         masks = torch.cat([
-            region_mask(keypoints[i : i + 1], (height, width), attribute, cases[i].fields["category"]) for i in idx
+            region_mask(keypoints[i : i + 1], (height, width), attribute, cases[i].fields["category"],
+                        reach=cases[i].reach)
+            for i in idx
         ])  # fmt: skip
         pose = designer.pose_image(np.stack([c.keypoints for c in group]))
         sigmas = full[resolve_start(full, designer.sigma_table, attribute=attribute).step :]
@@ -93,14 +95,14 @@ def main() -> int:
             "covering latent mask, cfg 4": (plain, covering),
             "start at pure noise (t = 999), cfg 4": (plain, averaged),
         }
-        before = classifier.predict(images[idx], judge_poses(idx))[attribute]
+        before = classifier.predict(images[idx], judge_poses(idx), keypoints[idx])[attribute]
         for name, (denoise, lmask) in variants.items():
             noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(idx[0]))
             with torch.no_grad():
                 run = full if name.startswith("start at pure noise") else sigmas
                 out = run_edit(denoise, run, src, lmask, noise, EditConfig(mode="both", start_method="noise"))
                 edited = designer.decode(out.latent)
-            read = classifier.predict(edited, judge_poses(idx))[attribute]
+            read = classifier.predict(edited, judge_poses(idx), keypoints[idx])[attribute]
             rows.append({
                 "attribute": attribute, "variant": name, "n": len(group),
                 "asked": float(np.mean([r == c.target for r, c in zip(read, group, strict=True)])),
@@ -123,7 +125,8 @@ def main() -> int:
         shown = designer.decode(designer.encode_images(real))  # (N, 3, H, W)
     for attribute in ("clothing_length", "sleeve_length"):
         region = torch.cat([
-            region_mask(keypoints[i : i + 1], (height, width), attribute, c.fields["category"])
+            region_mask(keypoints[i : i + 1], (height, width), attribute, c.fields["category"],
+                        reach=c.fields["clothing_length"])
             for i, c in enumerate(cases)
         ])  # fmt: skip
         truth = [drawn_as(attribute, c.fields[attribute]) for c in cases]
@@ -133,7 +136,7 @@ def main() -> int:
             ("region greyed", shown * (1 - region) + 0.5 * region),
             ("outside greyed", shown * region + 0.5 * (1 - region)),
         ):
-            read = classifier.predict(image, drawings)[attribute]
+            read = classifier.predict(image, drawings, keypoints)[attribute]
             row[name] = float(np.mean([r == t for r, t in zip(read, truth, strict=True)]))
         judge.append(row)
     print()

@@ -16,6 +16,7 @@ from hierafash_core.evaluation.classifier import (
     AttributeClassifier,
     ClassifierTrainConfig,
     accuracy,
+    arm_strips,
     labels_of,
     load_classifier,
     pose_drawings,
@@ -125,7 +126,7 @@ def test_pose_reading_classifier_needs_the_poses_and_learns_from_them(tmp_path):
     images = torch.full((n, 3, 96, 64), 128, dtype=torch.uint8)  # the pictures say nothing
     labels = {name: torch.full((n,), -1) for name in HEADS}
     labels["pattern"] = side
-    config = ClassifierTrainConfig(steps=120, batch_size=16, learning_rate=3e-3, pose=True, depth=2)
+    config = ClassifierTrainConfig(steps=120, batch_size=16, learning_rate=3e-3, pose=True, depth=2, arms=False)
     model = train_classifier(images, labels, config, poses=poses)
     assert accuracy(model, images, labels, poses)["pattern"] == 1.0
     with pytest.raises(ValueError, match="reads each image's pose"):
@@ -144,6 +145,55 @@ def test_pose_reading_classifier_needs_the_poses_and_learns_from_them(tmp_path):
     assert (again.pose, again.depth) == (True, 2)
     assert (
         again.predict(images.float() / 255, poses)["pattern"] == model.predict(images.float() / 255, poses)["pattern"]
+    )
+
+
+def test_arm_strips_follow_the_arm_from_the_shoulder_past_the_wrist():
+    # an image whose value is the x coordinate, and a right arm straight along a row: the strip's
+    # middle row runs from the shoulder's x through the elbow's to past the wrist's
+    w, h = 64, 32
+    image = torch.linspace(0, 1, w).view(1, 1, 1, w).expand(2, 3, h, w).contiguous()
+    kp = torch.zeros(2, 18, 3)
+    kp[:, 2] = torch.tensor([10.0, 16.0, 1.0])  # right shoulder, elbow, wrist
+    kp[:, 3] = torch.tensor([20.0, 16.0, 1.0])
+    kp[:, 4] = torch.tensor([30.0, 16.0, 1.0])
+    kp[1, 4, 2] = 0.0  # image 1: the right wrist is not seen
+    strips = arm_strips(image, kp)
+    assert strips.shape == (2, 2, 3, 9, 40)
+    middle = strips[0, 0, 0, 4] * (w - 1)  # x of each sample along the arm
+    assert middle[0].item() == pytest.approx(10, abs=1e-3) and middle[-1].item() == pytest.approx(34, abs=1e-3)
+    assert bool((middle[1:] > middle[:-1]).all())
+    assert torch.equal(strips[1, 0], torch.zeros(3, 9, 40))  # a missing point: zeros, not a guess
+    assert torch.equal(strips[:, 1], torch.zeros(2, 3, 9, 40))  # the left arm has no points at all
+    with pytest.raises(ValueError, match=r"keypoints of shape \(1, 18, 3\) for 2 images"):
+        arm_strips(image, kp[:1])
+
+
+def test_arm_reading_classifier_reads_where_along_the_arm_a_mark_is(tmp_path):
+    # A mark at the elbow or at the wrist (the label), arms placed anywhere: the strips carry it
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    images = torch.full((n, 3, 96, 64), 40, dtype=torch.uint8)
+    keypoints = torch.zeros(n, 18, 3)
+    labels = {name: torch.full((n,), -1) for name in HEADS}
+    labels["sleeve_length"] = torch.arange(n) % 2  # a head that reads the strips
+    for i in range(n):
+        x0, y0 = (int(v) for v in torch.randint(8, 24, (2,), generator=g))
+        step = int(torch.randint(8, 14, (1,), generator=g))
+        shoulder, elbow, wrist = (x0, y0), (x0 + step, y0 + step), (x0 + 2 * step, y0 + 2 * step)
+        keypoints[i, 2:5] = torch.tensor([[*shoulder, 1.0], [*elbow, 1.0], [*wrist, 1.0]])
+        mx, my = wrist if labels["sleeve_length"][i] else elbow
+        images[i, :, my - 2 : my + 3, mx - 2 : mx + 3] = 250
+    config = ClassifierTrainConfig(steps=150, batch_size=16, learning_rate=3e-3, pose=False, arms=True)
+    model = train_classifier(images, labels, config, keypoints=keypoints)
+    assert accuracy(model, images, labels, None, keypoints)["sleeve_length"] >= 0.9
+    with pytest.raises(ValueError, match="reads the arms along the keypoints: pass keypoints"):
+        model.predict(images.float() / 255)
+    with pytest.raises(ValueError, match="config.arms is set: give each image's keypoints"):
+        train_classifier(images, labels, config)
+    again, _ = load_classifier(save_classifier(model, tmp_path / "judge.safetensors"))
+    assert again.arms and again.predict(images.float() / 255, None, keypoints) == model.predict(
+        images.float() / 255, None, keypoints
     )
 
 
@@ -175,7 +225,7 @@ def test_small_evaluation_runs_end_to_end(mini_test_designer, tmp_path, capsys):
     )
     table = (out / "table.md").read_text()
     assert (
-        table.count("\n| pack: ") == len(PACK_METHODS) == 8
+        table.count("\n| pack: ") == len(PACK_METHODS) == 10
         and "| SDEdit, no mask |" in table
         and "| released code: noise once" in table
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..masks.regions import REACH_CATEGORY, longest_length
 from ..prompt import HierarchicalPrompt
 from ..synth.labels import distinct_values, drawn_as
 from ..synth.writer import SynthConfig, make_sample, split_of
@@ -59,6 +60,15 @@ class Case:
     @property
     def edited_prompt(self) -> HierarchicalPrompt:
         return HierarchicalPrompt(self.edited_fields)
+
+    @property
+    def reach(self) -> str:
+        """The edit region's ``reach`` (see :func:`..masks.region_mask`): for a length or hem edit the
+        longer of the clothing lengths before and after it, as a designer would set it."""
+        if self.attribute not in ("clothing_length", "hem"):
+            return REACH_CATEGORY
+        after = self.target if self.attribute == "clothing_length" else None
+        return longest_length(self.fields.get("clothing_length"), after)
 
 
 def _edit_for(fields: dict, order: int, rng: np.random.Generator) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..editing import paste_back
 from ..masks import region_mask
 from .cases import ATTRIBUTES, Case, held_out_cases
 from .classifier import AttributeClassifier, pose_drawings
@@ -34,21 +35,46 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-# Edit methods: name -> (mode, start, gradient path) of the pack's loop, or a baseline. Guidance
-# through the model acts in the first half of the edit, as docs/editing.md advises for outlines.
+
+@dataclass(frozen=True)
+class PackMethod:
+    """One way of running the pack's edit loop (:func:`..editing.run_edit`).
+
+    Attributes:
+        mode, start, path: the loop's mode, start method and gradient path (None: no guidance).
+        negative: ``"text"`` (the empty caption) or ``"source"``: the source design's own staged
+            caption, so that classifier-free guidance pushes only along what the new value adds.
+        resample: passes per step in the first half of the edit (1 = none; see ``EditConfig``).
+        paste: a covering latent mask (``latent_mask(cover=True)``), the decoded edit pasted back
+            into the draft inside the pixel mask (``paste_back``).
+    """
+
+    mode: str
+    start: str
+    path: str | None
+    negative: str = "text"
+    resample: int = 1
+    paste: bool = False
+
+
+# Guidance through the model acts in the first half of the edit, as docs/editing.md advises for outlines.
 SOURCE_NEGATIVE = "pack: both, noise start, source caption as negative"
+RESAMPLED = "pack: both, noise start, source negative, resampled x5"
+PASTED = "pack: both, noise start, source negative, resampled x5, covering mask, pasted"
 PACK_METHODS = {
-    "pack: blend, noise start": ("blend", "noise", None),
-    "pack: blend, inverted start": ("blend", "ddim inversion", None),
-    "pack: guide, noise start": ("guide", "noise", "clean estimate"),
-    "pack: guide, inverted start": ("guide", "ddim inversion", "clean estimate"),
-    "pack: both, noise start": ("both", "noise", "clean estimate"),
-    "pack: both, inverted start": ("both", "ddim inversion", "clean estimate"),
-    "pack: both, noise start, guided through the model": ("both", "noise", "through the model"),
-    # classifier-free guidance away from the source design's own (staged) caption instead of the
-    # empty one: the two captions differ only in the edited attribute, so guidance pushes only
-    # along what the new value adds (bench/mini_edit_probe.py measured it first)
-    SOURCE_NEGATIVE: ("both", "noise", "clean estimate"),
+    "pack: blend, noise start": PackMethod("blend", "noise", None),
+    "pack: blend, inverted start": PackMethod("blend", "ddim inversion", None),
+    "pack: guide, noise start": PackMethod("guide", "noise", "clean estimate"),
+    "pack: guide, inverted start": PackMethod("guide", "ddim inversion", "clean estimate"),
+    "pack: both, noise start": PackMethod("both", "noise", "clean estimate"),
+    "pack: both, inverted start": PackMethod("both", "ddim inversion", "clean estimate"),
+    "pack: both, noise start, guided through the model": PackMethod("both", "noise", "through the model"),
+    # the source's caption differs from the edit's only in the edited attribute (bench/mini_edit_probe.py)
+    SOURCE_NEGATIVE: PackMethod("both", "noise", "clean estimate", negative="source"),
+    # resampling lets the redrawn region and the kept rest agree before each next step; a covering
+    # mask frees thin regions (arms) from the first step, and pasting keeps every pixel outside
+    RESAMPLED: PackMethod("both", "noise", "clean estimate", negative="source", resample=5),
+    PASTED: PackMethod("both", "noise", "clean estimate", negative="source", resample=5, paste=True),
 }
 SDEDIT = "SDEdit, no mask"
 RELEASED = "released code: noise once, then blend"
@@ -160,25 +186,23 @@ def edit_latents(
             group = [cases[i] for i in part]
             src = sources[part]
             pose = designer.pose_image(np.stack([c.keypoints for c in group]))
-            negative = [c.prompt for c in group] if method == SOURCE_NEGATIVE else ""
+            pack = PACK_METHODS.get(method)
+            negative = [c.prompt for c in group] if pack is not None and pack.negative == "source" else ""
             denoise = designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg, negative=negative)
             start = resolve_start(full, designer.sigma_table, attribute=attribute)
             sigmas = full[start.step :]
             g = torch.Generator().manual_seed(config.seed * 7 + part[0])
             noise = torch.randn(src.shape, generator=g).to(src)
-            lmask = latent_mask(masks[part], src.shape)
+            lmask = latent_mask(masks[part], src.shape, cover=pack is not None and pack.paste)
             if method == RELEASED:
                 result = _released_edit(denoise, sigmas, src, lmask, noise, g)
             else:
-                path = None
                 if method == SDEDIT:
-                    mode, start_method, lmask = "blend", "noise", torch.ones_like(lmask)
-                else:
-                    mode, start_method, path = PACK_METHODS[method]
+                    pack, lmask = PackMethod("blend", "noise", None), torch.ones_like(lmask)
                 guidance = GuidanceConfig()
-                if path == "through the model":
-                    guidance = GuidanceConfig(path=path, end=0.5)
-                edit = EditConfig(mode=mode, start_method=start_method, guidance=guidance)
+                if pack.path == "through the model":
+                    guidance = GuidanceConfig(path=pack.path, end=0.5)
+                edit = EditConfig(mode=pack.mode, start_method=pack.start, guidance=guidance, resample=pack.resample)
                 result = run_edit(denoise, sigmas, src, lmask, noise, edit, seed=config.seed).latent
             out[part] = result
     return out
@@ -194,11 +218,16 @@ def evaluate(
     w, h = designer.size
     # every image judged below was drawn to its case's pose; a pose-reading judge gets the drawings
     poses = pose_drawings([c.keypoints for c in cases], (w, h)) if classifier.pose else None
+    keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()  # (N, 18, 3) pixels
+
+    def judge(images: torch.Tensor) -> dict[str, list[str]]:
+        return classifier.predict(images, poses, keypoints)
+
     with torch.no_grad():
         # 0. the reference: the held-out records themselves, as the autoencoder shows them
         real = torch.from_numpy(np.stack([c.image for c in cases])).permute(0, 3, 1, 2).float() / 255
         shown = designer.decode(designer.encode_images(real))
-        result.reference = _draft_scores(classifier.predict(shown, poses), cases)
+        result.reference = _draft_scores(judge(shown), cases)
 
         # 1. drafts, staged and flat
         sources = {}
@@ -207,7 +236,7 @@ def evaluate(
             say(f"drafts: {name}, {len(cases)} designs")
             latents = draft_latents(designer, cases, config, staged)
             images = designer.decode(latents)
-            row = _draft_scores(classifier.predict(images, poses), cases)
+            row = _draft_scores(judge(images), cases)
             result.seconds[f"draft: {name}"] = (time.perf_counter() - started) / len(cases)
             result.drafts[name] = row
             sources[name] = (latents, images)
@@ -226,18 +255,20 @@ def evaluate(
 
         # 2. edits of the staged drafts
         src_latents, src_images = sources["staged captions (pack)"]
-        keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()
         masks = torch.cat([
-            region_mask(keypoints[i : i + 1], (h, w), c.attribute, c.fields["category"]) for i, c in enumerate(cases)
+            region_mask(keypoints[i : i + 1], (h, w), c.attribute, c.fields["category"], reach=c.reach)
+            for i, c in enumerate(cases)
         ])  # fmt: skip
-        src_pred = classifier.predict(src_images, poses)
+        src_pred = judge(src_images)
         result.examples = {"cases": cases, "drafts": src_images, "flat": sources["one flat caption, no staging"][1],
                            "masks": masks, "edits": {}}  # fmt: skip
         for method in config.methods:
             started = time.perf_counter()
             say(f"edits: {method}")
             edited = designer.decode(edit_latents(designer, cases, src_latents, masks, method, config))
-            pred = classifier.predict(edited, poses)
+            if method in PACK_METHODS and PACK_METHODS[method].paste:
+                edited = paste_back(src_images, edited, masks)
+            pred = judge(edited)
             row = {}
             for a in ATTRIBUTES:
                 idx = [i for i, c in enumerate(cases) if c.attribute == a]

@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 
 from ..design.sheet import Panel, contact_sheet
+from ..editing import paste_back
 from ..masks import region_mask
 from ..synth.labels import distinct_values, drawn_as
 from .cases import Case
-from .run import EvalConfig, draft_latents, edit_latents
+from .run import PACK_METHODS, PASTED, EvalConfig, draft_latents, edit_latents
 
 CHAIN = ("sleeve_length", "clothing_length", "collar", "hem")
 SHORT = {"sleeve_length": "sleeves", "clothing_length": "length", "collar": "collar", "hem": "hem"}
@@ -48,8 +49,12 @@ def _far_value(attribute: str, current: str) -> str:
 
 
 def design_sheet(designer, draft_cases: list[Case], chain_cases: list[Case], config: EvalConfig,
-                 method: str = "pack: both, noise start", panel_width: int = 128) -> Image.Image:  # fmt: skip
-    """Drafts of ``draft_cases`` in one row, then an edit chain per ``chain_cases`` row."""
+                 method: str = PASTED, panel_width: int = 128) -> Image.Image:  # fmt: skip
+    """Drafts of ``draft_cases`` in one row, then an edit chain per ``chain_cases`` row (each edit
+    starts from the previous edit's latent; with a pasting method the image shown after each edit
+    is the previous image with the new edit pasted in inside its mask, as a ComfyUI graph would
+    composite it)."""
+    paste = method in PACK_METHODS and PACK_METHODS[method].paste
     w, h = designer.size
     rows = []
     with torch.no_grad():
@@ -61,7 +66,8 @@ def design_sheet(designer, draft_cases: list[Case], chain_cases: list[Case], con
         ))  # fmt: skip
         for case in chain_cases:
             latent = draft_latents(designer, [case], config, staged=True)
-            panels = [Panel(_pil(designer.decode(latent)[0]), "draft", _concepts(case))]
+            image = designer.decode(latent)
+            panels = [Panel(_pil(image[0]), "draft", _concepts(case))]
             fields = dict(case.fields)
             kp = torch.from_numpy(case.keypoints[None]).float()
             for attribute in CHAIN:
@@ -70,10 +76,11 @@ def design_sheet(designer, draft_cases: list[Case], chain_cases: list[Case], con
                 else:
                     target = _far_value(attribute, fields[attribute])
                 step = dataclasses.replace(case, fields=dict(fields), attribute=attribute, target=target)
-                mask = region_mask(kp, (h, w), attribute, fields["category"])
+                mask = region_mask(kp, (h, w), attribute, fields["category"], reach=step.reach)
                 latent = edit_latents(designer, [step], latent, mask, method, config)
                 fields = step.edited_fields
-                panels.append(Panel(_pil(designer.decode(latent)[0]), SHORT[attribute],
+                image = paste_back(image, designer.decode(latent), mask) if paste else designer.decode(latent)
+                panels.append(Panel(_pil(image[0]), SHORT[attribute],
                                     f"-> {target}", mask=_mask_pil(mask[0])))  # fmt: skip
             rows.append(contact_sheet(panels, panel_width=panel_width, caption_chars=22))
     width = max(r.size[0] for r in rows)
