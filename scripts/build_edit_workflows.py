@@ -87,7 +87,7 @@ SPECS: dict[str, dict] = {
         "inputs": [("image", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT"), ("refine_mask", "MASK")],
         "outputs": [("mask", "MASK"), ("preview", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT")],
         "widgets": ["attribute", "category", "grow", "feather", "person_index", "clip_to_person", "person_margin",
-                    "refine_mode", "refine_margin"],
+                    "refine_mode", "refine_margin", "reach"],
     },
     "HieraFash_MiniDesignerLoader": {
         "inputs": [],
@@ -103,7 +103,12 @@ SPECS: dict[str, dict] = {
         "widgets": ["attribute", "start_timestep", "start_step", "steps", "cfg", "sampler", "scheduler", "seed",
                     "control_after_generate", "mode", "guidance_weight", "guidance_start", "guidance_end",
                     "gradient_path", "guidance_iterations", "start_method", "inversion_refinements",
-                    "control_strength"],
+                    "control_strength", "resample", "resample_share", "latent_mask"],
+    },
+    "ImageCompositeMasked": {
+        "inputs": [("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
+        "outputs": [("IMAGE", "IMAGE")],
+        "widgets": ["x", "y", "resize_source"],
     },
 }  # fmt: skip
 
@@ -138,6 +143,9 @@ def edit_defaults(**values) -> dict:
         "start_method": "noise",
         "inversion_refinements": 0,
         "control_strength": 1.0,
+        "resample": 1,
+        "resample_share": 0.5,
+        "latent_mask": "average",
     }
     base.update(values)
     return base
@@ -292,30 +300,40 @@ def mini_design() -> list[Node]:
         ("clothing_length", "Long", "Edit A1: clothing length", "A1 clothing length (t=911)"),
         ("collar", "V-Neck", "Edit A4: collar", "A4 collar (t=671)"),
     ]
-    source, row = (9, 0), 1200
+    # Each edit as `hierafash design` runs it on the mini designer (MINI_DEMO): guidance away from the
+    # design before it, five resampling passes, every latent cell of the region free (cover), and the
+    # decoded edit pasted into the image before it inside the region, so nothing else changes.
+    source, before, image, row = (9, 0), (3, 0), (10, 0), 1200
     for k, (key, value, title, attribute) in enumerate(edits):
         base = 20 + 10 * k
+        reach = "Long" if key == "clothing_length" else "category"  # the longer of Knee-length and Long
         fields[key] = value
         nodes += [
             Node(base, "HieraFash_AttributeEncode", f"{title}: attributes", dict(fields),
                  {"clip": (1, 1), "design": (2, 1)}, pos=(380, row)),
             Node(base + 1, "ConditioningCombine", f"{title}: concepts + attributes", {},
                  {"conditioning_1": (2, 0), "conditioning_2": (base, 0)}, pos=(820, row)),
+            Node(base + 6, "ConditioningCombine", f"{title}: the design before it (negative)", {},
+                 {"conditioning_1": (2, 0), "conditioning_2": before}, pos=(820, row + 70)),
             Node(base + 2, "HieraFash_ParseMask", f"{title}: mask",
                  {"attribute": key, "category": "Dress", "grow": 0.0, "feather": 0.05, "person_index": 0,
-                  "clip_to_person": False, "person_margin": 0.25, "refine_mode": "intersect", "refine_margin": 0.0},
+                  "clip_to_person": False, "person_margin": 0.25, "refine_mode": "intersect", "refine_margin": 0.0,
+                  "reach": reach},
                  {"image": (10, 0), "pose_keypoint": (7, 0)}, pos=(820, row + 140)),
             Node(base + 3, "HieraFash_GradientGuidedEdit", title,
-                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k),
-                 {"model": (1, 0), "positive": (base + 1, 0), "negative": (4, 0), "source": source,
+                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k, resample=5, latent_mask="cover"),
+                 {"model": (1, 0), "positive": (base + 1, 0), "negative": (base + 6, 0), "source": source,
                   "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(1260, row)),
             Node(base + 4, "VAEDecode", f"{title}: decode", {}, {"samples": (base + 3, 0), "vae": (1, 2)},
                  pos=(1700, row)),
+            Node(base + 7, "ImageCompositeMasked", f"{title}: pasted into the image before it",
+                 {"x": 0, "y": 0, "resize_source": False},
+                 {"destination": image, "source": (base + 4, 0), "mask": (base + 2, 0)}, pos=(1700, row + 200)),
             Node(base + 5, "PreviewImage" if k < 2 else "SaveImage", f"{title}: result",
-                 {} if k < 2 else {"filename_prefix": "HieraFash/mini_final"}, {"images": (base + 4, 0)},
+                 {} if k < 2 else {"filename_prefix": "HieraFash/mini_final"}, {"images": (base + 7, 0)},
                  pos=(1950, row)),
         ]  # fmt: skip
-        source, row = (base + 3, 0), row + 560
+        source, before, image, row = (base + 3, 0), (base, 0), (base + 7, 0), row + 560
     return nodes
 
 

@@ -123,6 +123,43 @@ def test_edits_can_guide_away_from_the_design_before_them():
     assert api[encodes[0]]["inputs"]["sleeve_length"] != "Long Sleeve"
 
 
+def test_pasted_edits_composite_each_edit_into_the_image_before_it():
+    from hierafash_core.design.graph import build_design_graph
+
+    edits = [Edit.parse("clothing length=Long"), Edit.parse("sleeve length=Long Sleeve"), Edit.parse("hem=Ruffle")]
+    spec = DesignSpec(photo="p.png", concepts={"category": "Blouse"}, attributes={"clothing_length": "Short"},
+                      edits=edits, edit_resample=5, edit_paste=True)  # fmt: skip
+    api = build_design_graph(spec).api()
+
+    def of(kind):
+        return [k for k, n in api.items() if n["class_type"] == kind]
+
+    edit_nodes, masks, pastes = (
+        of("HieraFash_GradientGuidedEdit"),
+        of("HieraFash_ParseMask"),
+        of("ImageCompositeMasked"),
+    )
+    assert [api[e]["inputs"]["latent_mask"] for e in edit_nodes] == ["cover"] * 3
+    assert {api[e]["inputs"]["resample"] for e in edit_nodes} == {5}
+    # a length edit reaches as far as the longer length (a long blouse ends at the ankles); the hem
+    # edit after it as far as the blouse now is; a sleeve edit keeps the category's range
+    assert [api[m]["inputs"]["reach"] for m in masks] == ["Long", "category", "Long"]
+    (draft_decode,) = [k for k in of("VAEDecode") if api[k]["inputs"]["samples"][0] in of("HieraFash_StagedKSampler")]
+    destinations = [api[p]["inputs"]["destination"][0] for p in pastes]
+    assert destinations == [draft_decode, pastes[0], pastes[1]]  # each onto the image before it
+    assert [api[p]["inputs"]["mask"][0] for p in pastes] == masks
+    saved = {api[s]["inputs"]["images"][0] for s in of("SaveImage")}
+    assert set(pastes) <= saved
+    plain = build_design_graph(DesignSpec(photo="p.png", edits=edits)).api()
+    assert not [k for k, n in plain.items() if n["class_type"] == "ImageCompositeMasked"]
+    edits_plain = [n for n in plain.values() if n["class_type"] == "HieraFash_GradientGuidedEdit"]
+    assert {n["inputs"]["latent_mask"] for n in edits_plain} == {"average"}
+    with pytest.raises(ValueError, match=r"edit_resample=0: give a whole number of passes per step from 1"):
+        DesignSpec(photo="p.png", edits=edits, edit_resample=0)
+    with pytest.raises(ValueError, match=r"edit_paste='yes': give true or false"):
+        DesignSpec(photo="p.png", edits=edits, edit_paste="yes")
+
+
 # -- preservation figures -------------------------------------------------------------------------------
 def test_outside_cells_leave_a_margin_around_faint_mask_edges():
     mask = np.zeros((64, 48), dtype=np.float32)
@@ -337,5 +374,8 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--steps", "7"]) == 0
     assert (seen["width"], seen["height"], seen["steps"], seen["cfg"]) == (128, 192, 7, 4.0)
     assert seen["edit_negative"] == "source" and "gradient_path" not in seen  # the clean estimate, the default
-    assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--edit-negative", "text"]) == 0
+    assert (seen["edit_resample"], seen["edit_paste"]) == (5, True)
+    assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--edit-negative", "text",
+                 "--edit-resample", "2", "--no-edit-paste"]) == 0  # fmt: skip
     assert seen["edit_negative"] == "text"  # the command line wins over the model's default
+    assert (seen["edit_resample"], seen["edit_paste"]) == (2, False)

@@ -25,15 +25,15 @@ DEMO_STEPS = 8
 # Edits guide away from the design before them (the evaluation's best masked method on this model:
 # sleeve-length edits 38% -> 50%, docs/mini-designer.md) along the clean estimate (guidance through
 # the model reached 18% of edits against 28%, at a backward pass per step).
-MINI_DEMO = {"steps": 20, "cfg": 4.0, "edit_negative": "source"}
+MINI_DEMO = {"steps": 20, "cfg": 4.0, "edit_negative": "source", "edit_resample": 5, "edit_paste": True}
 MINI_DEMO_ATTRIBUTES = {"clothing_length": "Knee-length", "sleeve_length": "Short Sleeve", "collar": "Round",
                         "hem": "Flat"}  # fmt: skip
 MINI_DEMO_EDITS = ("sleeve length=Long Sleeve", "clothing length=Long", "collar=V-Neck", "hem=Ruffle")
 MINI_DEMO_POSE = "photo_camera"  # the pose bank's pose from the cameraman photo; held out of training
 FILE_KEYS = {
     "photo", "pose", "concepts", "attributes", "edits", "checkpoint", "controlnet", "seed", "steps", "cfg", "sampler",
-    "scheduler", "edit_sampler", "edit_mode", "edit_negative", "width", "height", "fit", "start_denoise", "negative",
-    "schedule", "pose_strength", "allow_free_text", "out",
+    "scheduler", "edit_sampler", "edit_mode", "edit_negative", "edit_resample", "edit_paste", "width", "height", "fit",
+    "start_denoise", "negative", "schedule", "pose_strength", "allow_free_text", "out",
 }  # fmt: skip
 
 
@@ -93,6 +93,20 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
         help="what each edit's guidance pushes away from: text (the negative prompt; the default) or source "
         "(the design before the edit, so only the changed attribute is pushed; the default on the built-in mini "
         "designer)",
+    )
+    s.add_argument(
+        "--edit-resample",
+        type=int,
+        metavar="PASSES",
+        help="passes per step in the first half of each edit, noised back up between them, so the redrawn "
+        "region agrees with the rest (1 = off, the default; 5 on the built-in mini designer)",
+    )
+    s.add_argument(
+        "--edit-paste",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="free every latent cell an edit's region touches and paste the decoded edit into the image before "
+        "it inside the region, so every pixel outside stays (default: off; on for the built-in mini designer)",
     )
     s.add_argument(
         "--edit-mode",
@@ -185,8 +199,8 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
                            f"{', '.join(sorted(FILE_KEYS))}")  # fmt: skip
         base = Path(args.design).resolve().parent
     for key in ("checkpoint", "controlnet", "seed", "steps", "cfg", "sampler", "scheduler", "edit_sampler",
-                "edit_mode", "edit_negative", "width", "height", "fit", "start_denoise", "negative", "schedule",
-                "pose_strength", "allow_free_text"):  # fmt: skip
+                "edit_mode", "edit_negative", "edit_resample", "edit_paste", "width", "height", "fit", "start_denoise",
+                "negative", "schedule", "pose_strength", "allow_free_text"):  # fmt: skip
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value

@@ -192,7 +192,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
                      image=[canvas, 2], attribute=edit.key, category=spec.category or "auto",
                      grow=spec.mask_grow, feather=spec.mask_feather, person_index=0, clip_to_person=False,
                      person_margin=0.25, refine_mode="intersect", refine_margin=0.0,
-                     pose_keypoint=[canvas, 0])  # fmt: skip
+                     reach=spec.edit_reach(k), pose_keypoint=[canvas, 0])  # fmt: skip
         as_image = g.add("MaskToImage", f"Edit {k} region as image", 0, k + 1, mask=[mask, 0])
         name = f"mask{k}_{edit.key}"
         save = g.add("SaveImage", f"Save edit {k} region", 0, k + 1, images=[as_image, 0],
@@ -241,7 +241,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
                            "draft_plan.txt": (plan, "text")}, progress_node=sampler))  # fmt: skip
 
     # -- stages 2..: one edit each, on the previous stage's latent --------------------------------------
-    source, source_attrs = sampler, attrs
+    source, source_attrs, image = sampler, attrs, decoded
     for k, (edit, (mask, mask_file)) in enumerate(zip(spec.edits, masks, strict=True), start=1):
         grp = k + 1
         name = f"edit{k}_{edit.key}"
@@ -267,9 +267,15 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
                        scheduler=spec.scheduler, seed=spec.seed + k, mode=spec.edit_mode, guidance_weight=1.0,
                        guidance_start=0.0, guidance_end=spec.guidance_end, gradient_path=spec.gradient_path,
                        guidance_iterations=1, start_method="noise", inversion_refinements=0,
-                       control_strength=spec.pose_strength,
+                       control_strength=spec.pose_strength, resample=spec.edit_resample, resample_share=0.5,
+                       latent_mask="cover" if spec.edit_paste else "average",
                        **edit_pose)  # fmt: skip
         decoded = g.add("VAEDecode", f"Decode edit {k}", stage, grp, samples=[edited, 0], vae=vae)
+        if spec.edit_paste:
+            # the edit inside its region, the image before it everywhere else (pixel-exact there)
+            decoded = g.add("ImageCompositeMasked", f"Edit {k} pasted into the image before it", stage, grp,
+                            destination=[image, 0], source=[decoded, 0], x=0, y=0, resize_source=False,
+                            mask=[mask, 0])  # fmt: skip
         save = g.add("SaveImage", f"Save edit {k}", stage, grp, images=[decoded, 0],
                      filename_prefix=f"{PREFIX}/{name}")  # fmt: skip
         save_latent = g.add("SaveLatent", f"Save edit {k} latent", stage, grp, samples=[edited, 0],
@@ -277,7 +283,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
         g.stages.append(Stage(stage, f"edit{k}", f"edit {k}: {edit.describe()}",
                               {f"{name}.png": (save, "images"), f"latents/{name}.latent": (save_latent, "latents")},
                               progress_node=edited, edit=edit, mask_file=mask_file, mask_node=mask))  # fmt: skip
-        source, source_attrs = edited, enc
+        source, source_attrs, image = edited, enc, decoded
     return g
 
 

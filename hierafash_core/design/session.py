@@ -180,7 +180,10 @@ def _sheet(out_dir: Path, graph: DesignGraph, record: dict, note: str) -> str | 
         kept = fig.get("latent_max_abs_diff_outside")
         psnr = fig.get("pixel_psnr_outside_db")
         kept_text = "" if kept is None else f"; outside the region: latent max change {kept:.2g}"
-        kept_text += "" if psnr is None else f", image PSNR {psnr:.0f} dB"
+        if psnr is not None:
+            kept_text += f", image PSNR {psnr:.0f} dB"
+        elif fig.get("pixel_max_abs_diff_outside") == 0:  # pasted back: not one pixel changed
+            kept_text += ", image unchanged"
         panels.append(
             Panel(
                 Image.open(out_dir / image),

@@ -170,6 +170,11 @@ class DesignSpec:
     gradient_path: str = "clean estimate"
     guidance_end: float = 1.0
     edit_negative: str = "text"
+    # Resampling passes per step in the first half of each edit (1 = off; GradientGuidedEdit's resample).
+    edit_resample: int = 1
+    # Each edit frees every latent cell its region touches (latent_mask "cover"), and its decoded image
+    # is pasted into the previous image inside the region (ImageCompositeMasked): exact outside it.
+    edit_paste: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -223,6 +228,16 @@ class DesignSpec:
             raise ValueError(f"gradient_path={self.gradient_path!r}: use one of {', '.join(GRADIENT_PATHS)}")
         if not 0 < self.guidance_end <= 1:
             raise ValueError(f"guidance_end={self.guidance_end}: must be in (0, 1], the share of the edit guided")
+        if (
+            not isinstance(self.edit_resample, int)
+            or isinstance(self.edit_resample, bool)
+            or not (1 <= self.edit_resample <= 20)
+        ):
+            raise ValueError(
+                f"edit_resample={self.edit_resample!r}: give a whole number of passes per step from 1 (off) to 20"
+            )
+        if not isinstance(self.edit_paste, bool):
+            raise ValueError(f"edit_paste={self.edit_paste!r}: give true or false")
         if self.edit_negative not in EDIT_NEGATIVES:
             raise ValueError(
                 f"edit_negative={self.edit_negative!r}: use text (the negative prompt) or source (the design "
@@ -262,6 +277,19 @@ class DesignSpec:
         for edit in self.edits[:k]:
             out[edit.key] = edit.value
         return out
+
+    def edit_reach(self, k: int) -> str:
+        """ParseMask's ``reach`` for edit ``k`` (1-based): for a length or hem edit, the longer of the
+        clothing lengths before and after it (where the design names them), so the region holds both
+        the garment to remove and the one to draw; ``'category'`` otherwise."""
+        from ..masks.regions import REACH_CATEGORY, longest_length  # the masks package brings torch
+
+        edit = self.edits[k - 1]
+        if edit.key not in ("clothing_length", "hem"):
+            return REACH_CATEGORY
+        before = self.edit_prompt(k - 1).values.get("clothing_length")
+        after = edit.value if edit.key == "clothing_length" else None
+        return longest_length(before, after)
 
     def edit_prompt(self, k: int) -> HierarchicalPrompt:
         return HierarchicalPrompt.from_mapping(
