@@ -154,6 +154,10 @@ def test_pasted_edits_composite_each_edit_into_the_image_before_it():
     assert not [k for k, n in plain.items() if n["class_type"] == "ImageCompositeMasked"]
     edits_plain = [n for n in plain.values() if n["class_type"] == "HieraFash_GradientGuidedEdit"]
     assert {n["inputs"]["latent_mask"] for n in edits_plain} == {"average"}
+    free = DesignSpec(photo="p.png", attributes={"clothing_length": "ankle grazing"}, allow_free_text=True,
+                      edits=[Edit.parse("hem=Ruffle")])  # fmt: skip
+    assert free.edit_reach(1) == "category"  # free text says nothing about where the garment ends
+    assert build_design_graph(free).api()
     with pytest.raises(ValueError, match=r"edit_resample=0: give a whole number of passes per step from 1"):
         DesignSpec(photo="p.png", edits=edits, edit_resample=0)
     with pytest.raises(ValueError, match=r"edit_paste='yes': give true or false"):

@@ -354,15 +354,14 @@ def test_resampling_brings_the_region_into_agreement_with_the_kept_rest(scene):
     _, _, mask, _, sigmas = scene
     source = torch.full((1, 4, 16, 16), 2.0)
     errors = {1: [], 5: []}
-    for seed in range(4):
+    for seed in range(16):  # the effect is on average (32 seeds: 0.050 -> 0.013), not in every draw
         noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed))
         for passes in errors:
-            out = run_edit(
-                SharedLevel(), sigmas, source, mask, noise, EditConfig(mode="blend", resample=passes), seed=seed
-            )
+            config = EditConfig(mode="blend", resample=passes, resample_share=1.0)
+            out = run_edit(SharedLevel(), sigmas, source, mask, noise, config, seed=seed)
             assert torch.equal(out.latent[..., :4, :], source[..., :4, :])  # still exact outside
             errors[passes].append(float((out.latent[..., 4:12, 4:12].mean() - 2).abs()))
-    assert sum(errors[5]) < 0.75 * sum(errors[1]), errors
+    assert sum(errors[5]) < 0.5 * sum(errors[1]), errors
 
 
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
@@ -382,14 +381,34 @@ def test_resampling_counts_its_passes_and_repeats_exactly(scene, sampler):
     assert config.passes(0, n) == 3 and config.passes(n - 1, n) == 1
 
 
+def test_previews_come_before_the_progress_call_and_the_largest_seed_works(scene):
+    source, model, mask, noise, sigmas = scene
+    events = []
+    config = EditConfig(mode="blend", resample=2, resample_share=1.0)
+    run_edit(model, sigmas, source, mask, noise, config, seed=2**64 - 1,  # ComfyUI's largest seed
+             callback=lambda d, t: events.append(("progress", d)),
+             preview=lambda i, x, d: events.append(("preview", i)))  # fmt: skip
+    n = len(sigmas) - 1
+    assert [e for e in events if e[0] == "preview"] == [("preview", i) for i in range(n)]  # once per step
+    for i in range(n):  # the preview of step i just before the progress call that ends it
+        at = events.index(("preview", i))
+        assert events[at + 1] == ("progress", 2 * (i + 1))
+
+
 def test_resample_settings_are_checked():
     with pytest.raises(ValueError, match=r"resample=0: give a whole number of passes per step, 1 \(off\) to 20"):
         EditConfig(resample=0)
     with pytest.raises(ValueError, match=r"resample=2.5"):
         EditConfig(resample=2.5)
-    with pytest.raises(ValueError, match=r"resample_share=1.5: give the share of the steps resampled, 0 to 1"):
+    with pytest.raises(
+        ValueError, match=r"resample_share=1.5: give the share of the steps resampled, a number from 0 to 1"
+    ):
         EditConfig(resample_share=1.5)
     assert EditConfig(resample=4, resample_share=0).passes(0, 10) == 1
+    half = EditConfig(resample=2, resample_share=0.5)
+    assert [half.passes(i, 5) for i in range(5)] == [2, 2, 2, 1, 1]  # halves round up, not to even
+    with pytest.raises(ValueError, match=r"resample_share='0.5': give the share of the steps resampled, a number"):
+        EditConfig(resample_share="0.5")
 
 
 def test_covering_latent_mask_frees_every_cell_a_thin_region_touches():

@@ -228,7 +228,8 @@ def test_loader_refuses_a_checkpoint_that_is_not_a_mini_designer(comfy, designer
 
 def test_the_mini_design_workflow_runs_staged_sampler_parse_mask_and_edits(comfy, comfy_base, designer):
     """workflows/hierafash_mini_design.json (its API twin) on the test designer: StagedKSampler with the
-    pose ControlNet, three GradientGuidedEdits with ParseMask masks, at 3 steps each."""
+    pose ControlNet, three GradientGuidedEdits with ParseMask masks (resampled, covering latent masks),
+    each pasted into the image before it by ImageCompositeMasked, at 3 steps each."""
     import json
     from pathlib import Path
 
@@ -240,13 +241,17 @@ def test_the_mini_design_workflow_runs_staged_sampler_parse_mask_and_edits(comfy
     for node in graph.values():
         if node["class_type"] in ("HieraFash_StagedKSampler", "HieraFash_GradientGuidedEdit"):
             node["inputs"]["steps"] = 3
-    out = comfy.run(graph, outputs=["44"])
-    draft, final = out["10"][0], out["44"][0]
+    assert graph["47"]["class_type"] == "ImageCompositeMasked" and graph["45"]["inputs"]["images"] == ["47", 0]
+    out = comfy.run(graph, outputs=["45"])
+    draft, final = out["10"][0], out["47"][0]
     assert draft.shape == final.shape == (1, 192, 128, 3)
     assert (draft - final).abs().max() > 0  # the edits changed something
     mask = out["42"][0]  # the collar mask of the last edit
     outside = mask[0] < 0.01
     assert outside.float().mean() > 0.5  # a collar region, not the whole image
+    # pasted: outside all three regions, not one pixel of the draft changed
+    untouched = (out["22"][0][0] == 0) & (out["32"][0][0] == 0) & (out["42"][0][0] == 0)
+    assert untouched.float().mean() > 0.3 and torch.equal(final[0][untouched], draft[0][untouched])
 
 
 def test_built_in_choice_reads_the_built_files_or_says_how_to_build_them(comfy, designer, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ exactly such a callable; ``nodes/editing.py`` adapts a ComfyUI MODEL to it and
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,6 +32,7 @@ from .steppers import SamplerName, make_stepper
 
 log = logging.getLogger(__name__)
 
+RESAMPLE_SEED_MIX = 0x5DEECE66D  # mixes the edit's seed into the resampling noise's seed
 Callback = Callable[[int, int], None]  # callback(done, total): progress, and the place to raise on Cancel
 Preview = Callable[[int, torch.Tensor, torch.Tensor], None]  # preview(i, x, denoised) after each edit step
 
@@ -82,8 +84,9 @@ class EditConfig:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(e.value) for e in enum)}") from None
         if not isinstance(self.resample, int) or isinstance(self.resample, bool) or not 1 <= self.resample <= 20:
             raise ValueError(f"resample={self.resample!r}: give a whole number of passes per step, 1 (off) to 20")
-        if not 0 <= self.resample_share <= 1:
-            raise ValueError(f"resample_share={self.resample_share!r}: give the share of the steps resampled, 0 to 1")
+        share = self.resample_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(f"resample_share={share!r}: give the share of the steps resampled, a number from 0 to 1")
 
     def model_calls(self, n: int) -> int:
         """Denoiser calls of an edit of ``n`` steps (inversion and resampling passes included)."""
@@ -94,7 +97,7 @@ class EditConfig:
 
     def passes(self, i: int, n: int) -> int:
         """Passes of step ``i`` of ``n``: ``resample`` within the first ``resample_share`` of the steps, else 1."""
-        return self.resample if i < round(self.resample_share * n) else 1
+        return self.resample if i < math.floor(self.resample_share * n + 0.5) else 1  # halves round up
 
 
 @dataclass
@@ -211,7 +214,9 @@ def run_edit(
     stepper = make_stepper(config.sampler, seed)
     s_in = source.new_ones(source.shape[0])
     losses: list[tuple[int, float, float]] = []
-    renoise = torch.Generator(device="cpu").manual_seed(int(seed) + 1)  # resampling's fresh noise, CPU for all devices
+    renoise = None
+    if config.resample > 1:  # resampling's fresh noise: CPU for all devices, a stream apart from seed + k's
+        renoise = torch.Generator(device="cpu").manual_seed((int(seed) ^ RESAMPLE_SEED_MIX) % 2**64)
 
     # 2. the edit
     for i in range(n):
@@ -236,9 +241,9 @@ def run_edit(
             # c. keep the rest
             if config.mode.blends:
                 x = blend(x, reference(i + 1), release_mask(mask, (i + 1) / n))
+            if k == passes - 1 and preview is not None:
+                preview(i, x, denoised)  # before the progress call that shows it
             report(done + 1)
-        if preview is not None:
-            preview(i, x, denoised)
 
     if losses:
         log.info(

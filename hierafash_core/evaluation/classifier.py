@@ -70,7 +70,7 @@ KEYPOINT_MIN_CONFIDENCE = 0.3
 def arm_strips(images: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) images and (B, 18, 3) keypoints in pixels -> (B, 2, C, 9, 40): each arm resampled
     along shoulder -> elbow -> wrist and on past the wrist, the same way round for both arms (across
-    runs from the body's front to back as seen). An arm with a missing point gives zeros."""
+    runs from the body's side of the arm to its outer side). An arm with a missing point gives zeros."""
     b, c, h, w = images.shape
     kp = keypoints.to(images.device, torch.float32)
     if kp.ndim != 3 or kp.shape[0] != b or kp.shape[1] < 8 or kp.shape[2] != 3:
@@ -175,6 +175,7 @@ class AttributeClassifier(nn.Module):
         images: torch.Tensor,
         poses: torch.Tensor | None = None,
         keypoints: torch.Tensor | None = None,
+        *,
         batch: int = 64,
     ) -> dict[str, list[str]]:
         """(B, 3, H, W) in [0, 1] (with their (B, 3, H, W) pose drawings and (B, 18, 3) keypoints in

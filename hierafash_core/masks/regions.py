@@ -134,8 +134,17 @@ def normalize_reach(reach: str | None) -> str:
 
 
 def longest_length(*values: str | None) -> str:
-    """The longest of the clothing lengths given (None skipped), as a ``reach``; ``'category'`` if none."""
-    known = [normalize_reach(v) for v in values if v is not None]
+    """The longest of the clothing lengths given, as a ``reach``; ``'category'`` if none is one.
+
+    None, free text ("ankle grazing", allowed in free-text designs) and other values that are not
+    a clothing length are skipped: they say nothing about where the garment ends.
+    """
+    known = []
+    for value in values:
+        try:
+            known.append(normalize_reach(value))
+        except ValueError:
+            continue
     known = [v for v in known if v != REACH_CATEGORY]
     return max(known, key=LENGTH_ENDS.__getitem__) if known else REACH_CATEGORY
 
@@ -150,7 +159,8 @@ def reach_extent(category: str, reach: str = REACH_CATEGORY) -> Extent:
         ext,
         bottom=end,
         bottom_width=max(ext.bottom_width, EXTENTS["Dress"].bottom_width),  # a long garment flares like a dress
-        needs_knees=ext.needs_knees or end > 1.0,
+        # past mid-calf the legs must be seen; up to there they are estimated as for a coat's own range
+        needs_knees=ext.needs_knees or end > EXTENTS["Coat"].bottom,
         label=f"{ext.label}, reaching as far as a {reach.lower()} garment",
     )
 
@@ -261,7 +271,10 @@ def length_shapes(
         else "Use a photo that shows the hips"
     )
     if ext.needs_knees and hips_seen:
-        fix += "; if the garment ends near the hips, choose category Blouse or Sweater"
+        if reach_extent(category, REACH_CATEGORY).needs_knees:
+            fix += "; if the garment ends near the hips, choose category Blouse or Sweater"
+        else:  # only the reach goes below the knees
+            fix += f"; or a shorter reach than {reach} ('{REACH_CATEGORY}': the {category}'s own range)"
     body.require(what, groups, fix + "; or feed keypoints, or a mask of the region with refine_mode union.")
     u, d, a = body.unit, body.down, body.across
     hips = body.hips()
@@ -313,7 +326,8 @@ def garment_shapes(body: Body, category: str, reach: str = REACH_CATEGORY) -> li
     if found_hips or not ext.upper_body:
         long = reach_extent(category, reach).needs_knees
         if long and not (body.in_photo("right_knee") or body.in_photo("left_knee")) and ext.upper_body:
-            body.note(f"no knee in the photo: the {category} region stops at the hips")
+            reaching = f" (reach {reach} needs a knee)" if reach != REACH_CATEGORY else ""
+            body.note(f"no knee in the photo: the {category} region stops at the hips{reaching}")
             shapes += length_shapes(body, "Blouse", "garment")
         else:
             shapes += length_shapes(body, category, "garment", reach=reach)
