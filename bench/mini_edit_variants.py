@@ -2,7 +2,7 @@
 
 For the held-out designs whose evaluated edit is clothing length or sleeve length (``hierafash
 evaluate``'s cases, 32 of each at the default 160 cases), the pack's ``both`` edit with a noise
-start, cfg 4, built up step by step:
+start, cfg 4 unless named, built up step by step:
 
 - ``category range``: the length region covers only the category's usual range (no ``reach``);
 - ``average mask``: the pixel mask averaged onto the latent grid (GradientGuidedEdit's default);
@@ -12,7 +12,9 @@ start, cfg 4, built up step by step:
 - ``resample r``: r passes per step over the first half of the edit.
 
 Figures: the share of edits the evaluation's judge reads as the asked value, the share it reads as
-the draft's old value, PSNR outside the region (100 = not one pixel changed) and seconds per edit.
+the draft's old value, the share whose palette family and pattern it reads as on the draft (a
+length edit redraws much of the garment, so its colour can drift though nothing outside changes),
+PSNR outside the region (100 = not one pixel changed) and seconds per edit.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_variants.py [--cases 160] [--model DIR]
 
@@ -30,17 +32,19 @@ import numpy as np
 import torch
 from mini_common import add_model_options, load_designer
 
-# name -> (reach, source negative, cover, paste, resample passes)
+# name -> (reach, source negative, cover, paste, resample passes, cfg)
 VARIANTS = {
-    "category range, average mask": (False, False, False, False, 1),
-    "average mask": (True, False, False, False, 1),
-    "average mask, source negative": (True, True, False, False, 1),
-    "average mask, source negative, resample 5": (True, True, False, False, 5),
-    "cover": (True, False, True, False, 1),
-    "cover, pasted": (True, False, True, True, 1),
-    "cover, pasted, source negative": (True, True, True, True, 1),
-    "cover, pasted, source negative, resample 3": (True, True, True, True, 3),
-    "cover, pasted, source negative, resample 5": (True, True, True, True, 5),
+    "category range, average mask": (False, False, False, False, 1, 4.0),
+    "average mask": (True, False, False, False, 1, 4.0),
+    "average mask, source negative": (True, True, False, False, 1, 4.0),
+    "average mask, source negative, resample 5": (True, True, False, False, 5, 4.0),
+    "cover": (True, False, True, False, 1, 4.0),
+    "cover, pasted": (True, False, True, True, 1, 4.0),
+    "cover, pasted, source negative": (True, True, True, True, 1, 4.0),
+    "cover, pasted, source negative, resample 3": (True, True, True, True, 3, 4.0),
+    "cover, pasted, source negative, resample 5": (True, True, True, True, 5, 4.0),
+    "cover, pasted, source negative, resample 10": (True, True, True, True, 10, 4.0),
+    "cover, pasted, source negative, resample 5, cfg 7": (True, True, True, True, 5, 7.0),
 }
 
 
@@ -78,7 +82,8 @@ def main() -> int:
         group = [cases[i] for i in idx]
         src, shown = drafts[idx], images[idx]
         poses = None if drawings is None else drawings[idx]
-        before = judge.predict(shown, poses, keypoints[idx])[attribute]
+        seen = judge.predict(shown, poses, keypoints[idx])
+        before = seen[attribute]
         sigmas = full[resolve_start(full, designer.sigma_table, attribute=attribute).step :]
         pose = designer.pose_image(np.stack([c.keypoints for c in group]))
         masks = {}
@@ -88,37 +93,41 @@ def main() -> int:
                             reach=cases[i].reach if reach else None)
                 for i in idx
             ])  # fmt: skip
-        denoisers = {
-            False: designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg),
-            True: designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg,
-                                    negative=[c.prompt for c in group]),
-        }  # fmt: skip
-        for name, (reach, source_negative, cover, paste, passes) in VARIANTS.items():
+
+        def denoiser(source_negative: bool, cfg: float, group=group, pose=pose):
+            negative = [c.prompt for c in group] if source_negative else ""
+            return designer.denoiser([c.edited_prompt for c in group], pose, cfg=cfg, negative=negative)
+
+        for name, (reach, source_negative, cover, paste, passes, cfg) in VARIANTS.items():
             mask = masks[reach]
             noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(idx[0]))
             edit = EditConfig(mode="both", start_method="noise", resample=passes)
             t0 = time.perf_counter()
             with torch.no_grad():
                 lmask = latent_mask(mask, tuple(src.shape), cover=cover)
-                out = run_edit(denoisers[source_negative], sigmas, src, lmask, noise, edit, seed=idx[0])
+                out = run_edit(denoiser(source_negative, cfg), sigmas, src, lmask, noise, edit, seed=idx[0])
                 edited = designer.decode(out.latent)
             if paste:
                 edited = paste_back(shown, edited, mask)
             seconds = (time.perf_counter() - t0) / len(group)
-            read = judge.predict(edited, poses, keypoints[idx])[attribute]
+            reads = judge.predict(edited, poses, keypoints[idx])
+            read = reads[attribute]
+            colour = [reads["palette"][j] == seen["palette"][j] and reads["pattern"][j] == seen["pattern"][j]
+                      for j in range(len(group))]  # fmt: skip
             # PSNR outside the region the evaluation uses (with reach), whichever mask the edit had
             rows.append({
                 "attribute": attribute, "variant": name, "n": len(group),
                 "asked": float(np.mean([r == c.target for r, c in zip(read, group, strict=True)])),
                 "old": float(np.mean([r == b for r, b in zip(read, before, strict=True)])),
+                "colour kept": float(np.mean(colour)),
                 "psnr": mean(psnr_outside(shown, edited, masks[True])), "seconds": seconds,
             })  # fmt: skip
-    print("| edited | variant | n | read as asked | read as before | PSNR outside (dB) | s/edit |")
-    print("|---|---|---|---|---|---|---|")
+    print("| edited | variant | n | read as asked | read as before | colour kept | PSNR outside (dB) | s/edit |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['attribute']} | {r['variant']} | {r['n']} | {100 * r['asked']:.0f}% | {100 * r['old']:.0f}% "
-            f"| {r['psnr']:.1f} | {r['seconds']:.2f} |"
+            f"| {100 * r['colour kept']:.0f}% | {r['psnr']:.1f} | {r['seconds']:.2f} |"
         )
     seconds = round(time.perf_counter() - started, 1)
     print(json.dumps({"cases": args.cases, "rows": rows, "seconds": seconds}))
