@@ -255,7 +255,7 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
                 psnr = fig.get("pixel_psnr_outside_db")
                 print(f"  {stage['title']}: outside its region the latent changed by at most "
                       f"{fig['latent_max_abs_diff_outside']:.2g}, image PSNR "
-                      f"{'inf (unchanged)' if psnr is None else f'{psnr:.1f}'} dB")  # fmt: skip
+                      f"{'inf dB (unchanged)' if psnr is None else f'{psnr:.1f} dB'}")  # fmt: skip
         if test_model:
             print(TEST_MODEL_NOTE)
             print(REAL_MODEL_HOWTO)
