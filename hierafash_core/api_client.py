@@ -2,8 +2,9 @@
 
 ComfyUI protocol: POST ``/prompt`` with ``{"prompt": <API-format graph>, "client_id": ...}``
 returns ``{"prompt_id": ...}`` or, when validation fails, HTTP 400 with ``error`` and
-``node_errors``; ``GET /history/<id>`` holds the result once the prompt finished; ``GET /view``
-serves output files; ``GET /object_info`` describes every node.
+``node_errors`` (HTTP 200 with ``node_errors`` when only some outputs failed: it runs the others);
+``GET /history/<id>`` holds the result once the prompt finished; ``GET /view`` serves output
+files; ``GET /object_info`` describes every node.
 """
 
 from __future__ import annotations
@@ -185,7 +186,28 @@ class ComfyClient:
         if extra_data:
             body["extra_data"] = extra_data
         reply = self._request("/prompt", body)
+        node_errors = (reply or {}).get("node_errors") or {}
+        if node_errors:
+            # ComfyUI answers 200 and runs the outputs that validated when only some did: the caller
+            # would wait for a "success" that silently lacks the rest. Take it off the queue and say so.
+            prompt_id = reply.get("prompt_id")
+            self._drop_from_queue(prompt_id)
+            msg = (
+                f"ComfyUI refused part of the graph and queued only the outputs that do not depend on these "
+                f"nodes (prompt {prompt_id}, taken off the queue; nothing was run for you):\n"
+                + _format_node_errors(node_errors)
+            )
+            raise PromptRejected(msg, reply.get("error") or {}, node_errors)
         return reply["prompt_id"]
+
+    def _drop_from_queue(self, prompt_id: str | None) -> None:
+        """Best effort: delete a pending prompt (one already running finishes on its own)."""
+        if not prompt_id:
+            return
+        try:
+            self._request("/queue", {"delete": [prompt_id]})
+        except ComfyAPIError as exc:
+            log.warning("could not take prompt %s off the queue at %s: %s", prompt_id, self.url, exc)
 
     def history(self, prompt_id: str) -> dict | None:
         reply = self._request(f"/history/{urllib.parse.quote(prompt_id)}")

@@ -123,6 +123,17 @@ def test_edits_can_guide_away_from_the_design_before_them():
     assert api[encodes[0]]["inputs"]["sleeve_length"] != "Long Sleeve"
 
 
+def test_refused_settings_leave_no_output_folder_behind(tmp_path, capsys):
+    pose = tmp_path / "pose.json"
+    pose.write_text('{"people": [{"pose_keypoints_2d": [' + ", ".join(["10, 10, 1"] * 18) + "]}], "
+                    '"canvas_width": 128, "canvas_height": 192}')  # fmt: skip
+    for bad in (["--edit-resample", "0"], ["--steps", "0"]):
+        out = tmp_path / f"out{bad[1]}"
+        assert main(["design", "--pose", str(pose), "--checkpoint", "test-model", "--out", str(out), *bad]) == 2
+        assert not out.exists(), bad
+    assert "edit_resample=0: give a whole number of passes per step from 1" in capsys.readouterr().err
+
+
 def test_pasted_edits_composite_each_edit_into_the_image_before_it():
     from hierafash_core.design.graph import build_design_graph
 

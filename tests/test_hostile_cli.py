@@ -215,6 +215,7 @@ REFUSALS = {
     "parse category": (["parse", "person.png", "-a", "collar", "--category", "Dres"], ["closest: Dress"]),
     "parse feather": (["parse", "person.png", "-a", "collar", "--feather", "-0.5"], ["--feather -0.5"]),
     "parse grow": (["parse", "person.png", "-a", "collar", "--grow", "5"], ["grow=5.0: must be between"]),
+    "parse reach": (["parse", "person.png", "-a", "hem", "--reach", "ankle"], ["--reach 'ankle': give a clothing"]),
     "evaluate threads": (["evaluate", "--threads", "-1"], ["--threads -1"]),
     "evaluate out is a file": (["evaluate", "--out", "afile"], ["--out afile: is a file"]),
     "evaluate cases 0": (["evaluate", "--cases", "0"], ["--cases 0: must be at least 1"]),
@@ -235,6 +236,10 @@ REFUSALS = {
     "design seed": (
         ["design", "person.png", "--seed", "99999999999999999999999", "--server", DEAD],
         ["at most 18446744073709551615"],
+    ),
+    "design edit-resample 21": (
+        ["design", "person.png", "--edit-resample", "21", "--server", DEAD],
+        ["edit_resample=21: give a whole number"],
     ),
     "design timeout -1": (["design", "person.png", "--timeout", "-1", "--server", DEAD], ["at least 1 second"]),
     "design timeout 0.5": (["design", "person.png", "--timeout", "0.5", "--server", DEAD], ["at least 1 second"]),
@@ -272,6 +277,17 @@ def test_bad_inputs_are_refused_up_front_in_one_line(case, user_files, capsys):
     for text in expected:
         assert text in lines[0], lines[0]
     assert lines[0].count("category=") <= 1  # said once
+
+
+def test_a_word_for_a_number_names_the_fix(user_files, capsys):
+    # argparse's own type errors come with its usage lines; the last line still says the fix
+    code, _, err = run_cli(["design", "person.png", "--edit-resample", "abc", "--server", DEAD], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith("argument --edit-resample: 'abc': give a whole number of passes per step, 1 (off) to 20")
+    )
 
 
 def test_demo_banner_follows_the_checks(user_files, capsys):

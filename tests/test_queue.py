@@ -71,6 +71,23 @@ def test_server_refusing_the_graph_shows_node_errors(comfy_server, tmp_path, cap
     assert "refused the graph" in err and "node ckpt (CheckpointLoaderSimple)" in err and "Traceback" not in err
 
 
+def test_graph_with_one_bad_output_branch_is_refused_not_half_run(comfy_server, tmp_path, capsys):
+    """ComfyUI answers 200 and runs the valid outputs when only some fail validation; the client
+    must not report that as a success."""
+    graph = tiny_graph(save=True)
+    graph["ks2"] = {"class_type": "KSampler", "inputs": {**graph["ks"]["inputs"], "steps": 0}}  # invalid
+    graph["save2"] = {"class_type": "SaveLatent", "inputs": {"samples": ["ks2", 0], "filename_prefix": "x"}}
+    with pytest.raises(PromptRejected, match=r"refused part of the graph.*taken off the queue") as info:
+        run_workflow(comfy_server.url, graph, timeout=60)
+    assert set(info.value.node_errors) == {"ks2"}
+    wf = tmp_path / "half.json"
+    wf.write_text(json.dumps(graph))
+    assert main(["queue", str(wf), "--server", comfy_server.url, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "node ks2 (KSampler)" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("o/*.png"))  # nothing downloaded as if it had succeeded
+
+
 def test_unknown_node_and_bad_files_are_clear(comfy_server, tmp_path, capsys):
     graph = tiny_graph(save=True)
     graph["x"] = {"class_type": "NoSuchNode", "inputs": {}}

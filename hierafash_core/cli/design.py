@@ -37,6 +37,14 @@ FILE_KEYS = {
 }  # fmt: skip
 
 
+def _whole_number(text: str) -> int:
+    """argparse type: a whole number, with the fix in the message (the range is the spec's to check)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of passes per step, 1 (off) to 20") from None
+
+
 def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
     from ..design.canvas import FITS
     from ..design.spec import EDIT_MODES, EDIT_NEGATIVES, EDIT_SAMPLERS
@@ -96,7 +104,7 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
     )
     s.add_argument(
         "--edit-resample",
-        type=int,
+        type=_whole_number,
         metavar="PASSES",
         help="passes per step in the first half of each edit, noised back up between them, so the redrawn "
         "region agrees with the rest (1 = off, the default; 5 on the built-in mini designer)",

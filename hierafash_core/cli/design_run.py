@@ -206,7 +206,6 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
     for yaml_path in args.extra_model_paths:
         check_extra_model_paths(Path(yaml_path))
     out = Path(settings.pop("out", None) or args.out)
-    check_out_dir(out)
     spec_kwargs = {k: v for k, v in settings.items() if k not in ("photo", "pose", "concepts", "attributes", "edits")}
     spec_kwargs.update(concepts=concepts, attributes=attributes, edits=edits)
     # Check every setting now, before a server starts (the photo's name is set once it is uploaded).
@@ -214,6 +213,7 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
     # size and ControlNet limits are checked before anything is built or started.
     checkpoint = spec_kwargs.get("checkpoint") or "x"
     DesignSpec(photo="photo.png" if photo else None, pose_json=pose_json, **{**spec_kwargs, "checkpoint": checkpoint})
+    check_out_dir(out)  # made only once the settings are known to be good: a refused run leaves nothing behind
     extra = {"argv": sys.argv[1:]}
     if banner:  # said once the settings are known to be good, so an error stays the only line
         print(banner, file=sys.stderr)

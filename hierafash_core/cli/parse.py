@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     # Every setting is checked before the photo is read and a pose detected (which takes seconds).
     attributes = _attributes(args.attribute)
     normalize_category(args.category)
-    normalize_reach(args.reach)
+    try:
+        reach = normalize_reach(args.reach)
+    except ValueError as exc:
+        raise CLIError(str(exc).replace(f"reach={args.reach!r}", f"--reach {args.reach!r}", 1)) from None
     for name in ("grow", "feather", "person_margin", "refine_margin"):
         value = _check_margin(name, getattr(args, name))
         if name == "feather" and value < 0:
@@ -173,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         _save_png((result.mask[0, 0].numpy() * 255).round().astype(np.uint8), mask_path)
         _save_png((result.preview[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), preview_path)
         coverage = float(result.mask[0].mean())
-        extent = f", extent {result.categories[0]}" if attribute in ("clothing_length", "hem", "garment") else ""
+        extent = ""
+        if attribute in ("clothing_length", "hem", "garment"):
+            extent = f", extent {result.categories[0]}" + (f" reaching {reach}" if reach != "category" else "")
         print(f"{attribute}: {mask_path} ({coverage:.0%} of the photo{extent}), {preview_path}")
     if first is None:
         raise CLIError(f"no region could be built for {photo}: {', '.join(skipped)} (see the reasons above)")
