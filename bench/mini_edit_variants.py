@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from mini_common import add_model_options, load_designer
 
-# name -> (reach, source negative, cover, paste, resample passes, cfg)
+# name -> (reach, source negative, cover, paste, resample passes, cfg[, share of the edit before resampling])
 VARIANTS = {
     "category range, average mask": (False, False, False, False, 1, 4.0),
     "average mask": (True, False, False, False, 1, 4.0),
@@ -45,16 +47,37 @@ VARIANTS = {
     "cover, pasted, source negative, resample 5": (True, True, True, True, 5, 4.0),
     "cover, pasted, source negative, resample 10": (True, True, True, True, 10, 4.0),
     "cover, pasted, source negative, resample 5, cfg 7": (True, True, True, True, 5, 7.0),
+    # colour: which of the two drifts it, and does resampling after the first quarter keep it
+    "cover, pasted, resample 5": (True, False, True, True, 5, 4.0),
+    "cover, pasted, source negative, resample 5 from a quarter in": (True, True, True, True, 5, 4.0, 0.25),
 }
+
+
+def late_resampling(start: float):
+    """An EditConfig whose resampled steps begin ``start`` of the way into the edit (bench only)."""
+    from hierafash_core.editing import EditConfig
+
+    @dataclass(frozen=True)
+    class LateResample(EditConfig):
+        def passes(self, i: int, n: int) -> int:
+            first = math.floor(start * n + 0.5)
+            return self.resample if first <= i < first + math.floor(self.resample_share * n + 0.5) else 1
+
+    return LateResample
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=160, help="held-out designs (a fifth edit each length)")
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (names as printed)")
     add_model_options(parser)
     args = parser.parse_args()
     if not 10 <= args.cases <= 300:
         parser.error(f"--cases {args.cases}: from 10 to 300 (the judge trains on the records after 300)")
+    unknown = sorted(set(args.only or ()) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--only {', '.join(unknown)}: not a variant; choose from: {'; '.join(VARIANTS)}")
+    variants = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only}
 
     from hierafash_core.editing import EditConfig, latent_mask, paste_back, resolve_start, run_edit
     from hierafash_core.evaluation.cases import held_out_cases
@@ -98,10 +121,11 @@ def main() -> int:
             negative = [c.prompt for c in group] if source_negative else ""
             return designer.denoiser([c.edited_prompt for c in group], pose, cfg=cfg, negative=negative)
 
-        for name, (reach, source_negative, cover, paste, passes, cfg) in VARIANTS.items():
+        for name, (reach, source_negative, cover, paste, passes, cfg, *late) in variants.items():
             mask = masks[reach]
             noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(idx[0]))
-            edit = EditConfig(mode="both", start_method="noise", resample=passes)
+            kind = late_resampling(late[0]) if late else EditConfig
+            edit = kind(mode="both", start_method="noise", resample=passes)
             t0 = time.perf_counter()
             with torch.no_grad():
                 lmask = latent_mask(mask, tuple(src.shape), cover=cover)
