@@ -18,8 +18,8 @@ PSNR outside the region (100 = not one pixel changed) and seconds per edit.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_variants.py [--cases 160] [--model DIR]
 
-About ten minutes on 2 cores at 160 cases (needs the built model; trains the evaluation's judge
-first if it is not cached).
+About 21 minutes on 2 cores at 160 cases; ``--only NAME ...`` runs some of the variants (needs
+the built model; trains the evaluation's judge first if it is not cached).
 """
 
 from __future__ import annotations

@@ -74,8 +74,8 @@ class EditConfig:
     # only by the blend, agree with each other before the next step (1 = off; see docs/editing.md).
     # TODO(evidence: bench/mini_edit_variants.py, colour kept 44% -> 25% of length edits and 75% -> 53%
     # of sleeve edits with the source negative and 5 passes): the freer redraw lets the region's colour
-    # drift from the garment's; next: resample only below the level where colour is decided, or guide
-    # the region's low-frequency colour towards the source garment's.
+    # drift from the garment's (resampling only from a quarter in did not keep it: 28% / 56%); next:
+    # guide the region's low-frequency colour towards the source garment's around it.
     resample: int = 1
     resample_share: float = 0.5
 
