@@ -35,3 +35,33 @@ def load_designer(parser: argparse.ArgumentParser, args: argparse.Namespace):
         return MiniDesigner.load(files), files
     except (ValueError, OSError) as error:
         parser.exit(2, f"--model: the mini designer in {files.folder} does not load: {error}\nrebuild it: {build}\n")
+
+
+def held_out_drafts(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """What the edit benches start from: the model (``--model``), the evaluation's judge, ``args.cases``
+    held-out cases and their staged drafts, as ``hierafash evaluate`` draws them.
+
+    Returns a namespace: designer, files, judge, config (EvalConfig), cases, drafts (N, 4, h, w),
+    images (N, 3, H, W) decoded drafts, keypoints (N, 18, 3) in pixels, drawings (N, 3, H, W) pose
+    drawings for a pose-reading judge, else None.
+    """
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from hierafash_core.evaluation.cases import held_out_cases
+    from hierafash_core.evaluation.classifier import ensure_classifier, pose_drawings
+    from hierafash_core.evaluation.run import EvalConfig, draft_latents
+
+    designer, files = load_designer(parser, args)
+    judge, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
+    config = EvalConfig(cases=args.cases)
+    cases = held_out_cases(args.cases)
+    with torch.no_grad():
+        drafts = draft_latents(designer, cases, config, staged=True)
+        images = designer.decode(drafts)
+    keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()
+    drawings = pose_drawings(keypoints, designer.size) if judge.pose else None
+    return SimpleNamespace(designer=designer, files=files, judge=judge, config=config, cases=cases, drafts=drafts,
+                           images=images, keypoints=keypoints, drawings=drawings)  # fmt: skip

@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mini_common import add_model_options, load_designer
+from mini_common import add_model_options, held_out_drafts
 
 
 def main() -> int:
@@ -44,24 +44,15 @@ def main() -> int:
         parser.error(f"--cases {args.cases}: from 10 to 300 (the classifier trains on the records after 300)")
 
     from hierafash_core.editing import EditConfig, latent_mask, resolve_start, run_edit
-    from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.evaluation.classifier import ensure_classifier, pose_drawings
     from hierafash_core.evaluation.metrics import psnr_outside
-    from hierafash_core.evaluation.run import EvalConfig, draft_latents
     from hierafash_core.masks import region_mask
     from hierafash_core.mini.pipeline import normal_sigmas
 
     started = time.perf_counter()
-    designer, files = load_designer(parser, args)
-    classifier, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
-    config = EvalConfig(cases=args.cases)
-    cases = held_out_cases(args.cases)
-    with torch.no_grad():
-        drafts = draft_latents(designer, cases, config, staged=True)  # (N, 4, h, w)
-        images = designer.decode(drafts)  # (N, 3, H, W)
+    run = held_out_drafts(parser, args)
+    designer, classifier, config, cases = run.designer, run.judge, run.config, run.cases
+    drafts, images, keypoints, drawings = run.drafts, run.images, run.keypoints, run.drawings  # see held_out_drafts
     width, height = designer.size
-    keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()
-    drawings = pose_drawings(keypoints, (width, height)) if classifier.pose else None
 
     def judge_poses(idx):
         return None if drawings is None else drawings[idx]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from mini_common import add_model_options, load_designer
+from mini_common import add_model_options, held_out_drafts
 
 # name -> (reach, source negative, cover, paste, resample passes, cfg[, share of the edit before resampling])
 VARIANTS = {
@@ -80,24 +80,15 @@ def main() -> int:
     variants = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only}
 
     from hierafash_core.editing import EditConfig, latent_mask, paste_back, resolve_start, run_edit
-    from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.evaluation.classifier import ensure_classifier, pose_drawings
     from hierafash_core.evaluation.metrics import mean, psnr_outside
-    from hierafash_core.evaluation.run import EvalConfig, draft_latents
     from hierafash_core.masks import region_mask
     from hierafash_core.mini.pipeline import normal_sigmas
 
     started = time.perf_counter()
-    designer, files = load_designer(parser, args)
-    judge, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
-    config = EvalConfig(cases=args.cases)
-    cases = held_out_cases(args.cases)
-    with torch.no_grad():
-        drafts = draft_latents(designer, cases, config, staged=True)  # (N, 4, h, w)
-        images = designer.decode(drafts)  # (N, 3, H, W)
+    run = held_out_drafts(parser, args)
+    designer, judge, config, cases = run.designer, run.judge, run.config, run.cases
+    drafts, images, keypoints, drawings = run.drafts, run.images, run.keypoints, run.drawings  # see held_out_drafts
     width, height = designer.size
-    keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()  # (N, 18, 3)
-    drawings = pose_drawings(keypoints, (width, height)) if judge.pose else None
     full = normal_sigmas(config.steps, designer.sigma_table)
     rows = []
     for attribute in ("clothing_length", "sleeve_length"):
