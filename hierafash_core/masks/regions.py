@@ -271,7 +271,7 @@ def length_shapes(
         else "Use a photo that shows the hips"
     )
     if ext.needs_knees and hips_seen:
-        if reach_extent(category, REACH_CATEGORY).needs_knees:
+        if EXTENTS[category].needs_knees:  # the category itself reaches below the knees
             fix += "; if the garment ends near the hips, choose category Blouse or Sweater"
         else:  # only the reach goes below the knees
             fix += f"; or a shorter reach than {reach} ('{REACH_CATEGORY}': the {category}'s own range)"
