@@ -394,3 +394,32 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
                  "--edit-resample", "2", "--no-edit-paste"]) == 0  # fmt: skip
     assert seen["edit_negative"] == "text"  # the command line wins over the model's default
     assert (seen["edit_resample"], seen["edit_paste"]) == (2, False)
+
+
+def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
+    """A bad value from a design file says which file it is in; the same value typed on the command line
+    does not claim to come from the file."""
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    design = tmp_path / "look.yaml"
+    out = tmp_path / "out"
+    design.write_text("photo: p.png\ncfg: 500\n")
+    _fails(
+        ["--design", str(design), "--out", str(out)],
+        capsys,
+        r"design file .*look.yaml: cfg=500(\.0)?: must be between",
+    )
+    _fails(
+        ["--design", str(design), "--cfg", "700", "--out", str(out)], capsys, r"error: cfg=700(\.0)?: must be between"
+    )
+    design.write_text("photo: p.png\nedits: [neckline=Turtle]\n")
+    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: edit .*'Turtle' is not in")
+    design.write_text("photo: missing.png\n")
+    _fails(
+        ["--design", str(design), "--out", str(out)],
+        capsys,
+        r"design file .*look.yaml: photo .*missing.png.*no such file",
+    )
+    design.write_text("concepts: {category: Spacesuit}\nphoto: p.png\n")
+    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: concepts: .*Spacesuit")
+    assert not out.exists()

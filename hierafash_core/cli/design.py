@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- gathering the settings ---------------------------------------------------------------------------
-def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
-    """File settings overlaid with the command line's; returns (settings, design file folder)."""
+def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None, set[str]]:
+    """File settings overlaid with the command line's; returns (settings, design file folder, the keys
+    whose values came from the file)."""
     from ..design.spec import load_design_file
 
     settings: dict[str, Any] = {}
@@ -206,13 +208,37 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None]:
             raise CLIError(f"design file {args.design}: unknown setting(s) {', '.join(unknown)}; known: "
                            f"{', '.join(sorted(FILE_KEYS))}")  # fmt: skip
         base = Path(args.design).resolve().parent
+    from_file = set(settings)
     for key in ("checkpoint", "controlnet", "seed", "steps", "cfg", "sampler", "scheduler", "edit_sampler",
                 "edit_mode", "edit_negative", "edit_resample", "edit_paste", "width", "height", "fit", "start_denoise",
                 "negative", "schedule", "pose_strength", "allow_free_text"):  # fmt: skip
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
-    return settings, base
+            from_file.discard(key)
+    for key, option in (("photo", "photo"), ("pose", "pose"), ("edits", "edit"), ("attributes", "attribute")):
+        if getattr(args, option, None):
+            from_file.discard(key)
+    return settings, base, from_file if base is not None else set()
+
+
+# the first word of an error about a setting, as the spec and the parsers write it, and that setting
+_MESSAGE_KEYS = {"edit": "edits", "attribute": "attributes", "pose": "pose", "concepts": "concepts"}
+
+
+def _named_file(exc: Exception, design: str, from_file: set[str]) -> Exception | None:
+    """The same error naming the design file, when the setting it is about came from that file."""
+    message = str(exc)
+    word = re.match(r"-*([a-z_]+)", message)
+    if not word or "design file" in message:
+        return None
+    key = _MESSAGE_KEYS.get(word.group(1), word.group(1))
+    if key not in from_file:
+        return None
+    try:
+        return type(exc)(f"design file {design}: {message}")
+    except TypeError:  # an error type that needs more than a message: leave it as it is
+        return None
 
 
 def _concepts(args: argparse.Namespace, settings: dict, allow_free_text: bool) -> dict[str, str]:
@@ -278,11 +304,21 @@ def _mini_defaults(settings: dict) -> None:
 
 
 def run_design(args: argparse.Namespace) -> int:
+    NOTICES.clear()
+    settings, base, from_file = _settings(args)
+    try:
+        return _run_design(args, settings, base)
+    except (CLIError, ValueError, OSError) as exc:
+        named = _named_file(exc, args.design, from_file) if from_file else None
+        if named is None:
+            raise
+        raise named from None
+
+
+def _run_design(args: argparse.Namespace, settings: dict[str, Any], base: Path | None) -> int:
     from ..design.host import photo_png
     from ..design.spec import MINI_DESIGNER, Edit
 
-    NOTICES.clear()
-    settings, base = _settings(args)
     if settings.get("checkpoint") == MINI_DESIGNER:
         _mini_defaults(settings)
     allow = bool(settings.get("allow_free_text"))
@@ -334,7 +370,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..design.host import photo_png
     from ..design.spec import EXAMPLE_CONCEPTS, EXAMPLE_EDITS, MINI_DESIGNER, MINI_SIZE, Edit
 
-    settings, _ = _settings(args)
+    settings, _, _ = _settings(args)
     settings.setdefault("checkpoint", MINI_DESIGNER)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # The demo's graphs are small: one torch thread per process beats a pool that spins on a busy CPU
