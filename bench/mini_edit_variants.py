@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=160, help="held-out designs (a fifth edit each length)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants (names as printed)")
     parser.add_argument(
+        "--seeds", type=int, default=1, help="start-noise seeds per edit (the figures pool them; the range is by seed)"
+    )
+    parser.add_argument(
         "--attributes",
         nargs="+",
         choices=ATTRIBUTES,
