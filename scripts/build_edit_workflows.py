@@ -321,7 +321,7 @@ def mini_design() -> list[Node]:
                   "reach": reach},
                  {"image": (10, 0), "pose_keypoint": (7, 0)}, pos=(820, row + 140)),
             Node(base + 3, "HieraFash_GradientGuidedEdit", title,
-                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k, resample=5, latent_mask="cover"),
+                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k, latent_mask="cover"),
                  {"model": (1, 0), "positive": (base + 1, 0), "negative": (base + 6, 0), "source": source,
                   "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(1260, row)),
             Node(base + 4, "VAEDecode", f"{title}: decode", {}, {"samples": (base + 3, 0), "vae": (1, 2)},

@@ -389,7 +389,7 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--steps", "7"]) == 0
     assert (seen["width"], seen["height"], seen["steps"], seen["cfg"]) == (128, 192, 7, 4.0)
     assert seen["edit_negative"] == "source" and "gradient_path" not in seen  # the clean estimate, the default
-    assert (seen["edit_resample"], seen["edit_paste"]) == (5, True)
+    assert (seen["edit_resample"], seen["edit_paste"]) == (1, True)
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--edit-negative", "text",
                  "--edit-resample", "2", "--no-edit-paste"]) == 0  # fmt: skip
     assert seen["edit_negative"] == "text"  # the command line wins over the model's default

@@ -26,10 +26,10 @@ DEMO_STEPS = 8
 # Edits guide away from the design before them (the evaluation's best masked method on this model:
 # sleeve-length edits 38% -> 50%, docs/mini-designer.md) along the clean estimate (guidance through
 # the model reached 18% of edits against 28%, at a backward pass per step).
-# TODO(evidence: bench/mini_edit_variants.py --cases 300 --seeds 4 reads 65% of sleeve and 89% of length
-# edits as asked with 5 passes and 64% / 91% with one, at a third of the time and with more colour kept;
-# docs/mini-designer.md): make edit_resample 1 here and in scripts/build_edit_workflows.py, rerun the demo.
-MINI_DEMO = {"steps": 20, "cfg": 4.0, "edit_negative": "source", "edit_resample": 5, "edit_paste": True}
+# One pass, not five resampling passes: with four seeds on 60 edits per length (bench/mini_edit_variants.py
+# --cases 300 --seeds 4) one pass read 64% of sleeve and 91% of length edits as asked, five 65% / 89%, at
+# three times the time and with less of the region's colour kept (docs/mini-designer.md).
+MINI_DEMO = {"steps": 20, "cfg": 4.0, "edit_negative": "source", "edit_resample": 1, "edit_paste": True}
 MINI_DEMO_ATTRIBUTES = {"clothing_length": "Knee-length", "sleeve_length": "Short Sleeve", "collar": "Round",
                         "hem": "Flat"}  # fmt: skip
 MINI_DEMO_EDITS = ("sleeve length=Long Sleeve", "clothing length=Long", "collar=V-Neck", "hem=Ruffle")
