@@ -423,3 +423,46 @@ def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
     design.write_text("concepts: {category: Spacesuit}\nphoto: p.png\n")
     _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: concepts: .*Spacesuit")
     assert not out.exists()
+
+
+def test_design_file_values_typed_again_on_the_command_line_are_not_blamed_on_the_file(tmp_path, capsys):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    design = tmp_path / "look.yaml"
+    out = tmp_path / "out"
+    design.write_text("photo: p.png\nconcepts: {category: Dress}\n")
+    line = _fails(["--design", str(design), "--concepts", "Spacesuit", "--out", str(out)], capsys, r"Spacesuit")
+    assert "design file" not in line
+    design.write_text("pose: missing.json\n")
+    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: pose .*missing.json")
+    # wrong shapes of edits and attributes are one-line errors that name the file
+    design.write_text("photo: p.png\nedits: collar=V-Neck\n")
+    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: 'edits' must be a list")
+    design.write_text("photo: p.png\nattributes: [collar=V-Neck]\n")
+    _fails(
+        ["--design", str(design), "--out", str(out)],
+        capsys,
+        r"design file .*look.yaml: 'attributes' must be a mapping",
+    )
+    assert not out.exists()
+
+
+def test_out_typed_on_the_command_line_wins_over_the_design_files(tmp_path, monkeypatch, capsys):
+    import hierafash_core.cli.design_run as design_run
+
+    chosen = []
+
+    def stop_at_out(out):  # the real settings checks ran; record the folder and stop before a server starts
+        chosen.append(Path(out))
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(design_run, "check_out_dir", stop_at_out)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (128, 128), "gray").save(photo)
+    design = tmp_path / "look.yaml"
+    design.write_text(f"photo: p.png\nout: {tmp_path / 'from-file'}\n")
+    _fails(["--design", str(design), "--out", str(tmp_path / "typed")], capsys, "stopped by the test")
+    _fails(["--design", str(design)], capsys, "stopped by the test")
+    design.write_text("photo: p.png\n")
+    _fails(["--design", str(design)], capsys, "stopped by the test")
+    assert chosen == [tmp_path / "typed", tmp_path / "from-file", Path("out/design")]

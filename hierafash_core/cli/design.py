@@ -86,7 +86,9 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
         help="use this running ComfyUI instead of starting one (it needs this pack; model names are its own)",
     )
     m.add_argument("--cpu", action="store_true", help="run the private ComfyUI on the CPU even when a GPU is seen")
-    m.add_argument("--out", default=out_default, help="output folder (default: %(default)s)")
+    # No argparse default: a design file's `out` applies unless --out is typed (the command line wins).
+    m.add_argument("--out", help=f"output folder (default: {out_default})")
+    p.set_defaults(out_default=out_default)
     m.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per stage (default: %(default)s)")
     s = p.add_argument_group("sampling")
     s.add_argument("--seed", type=int, help="seed of the draft; edit k uses seed + k (default: 20240114)")
@@ -111,7 +113,7 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
         type=_whole_number,
         metavar="PASSES",
         help="passes per step in the first half of each edit, noised back up between them, so the redrawn "
-        "region agrees with the rest (1 = off, the default; 5 on the built-in mini designer)",
+        "region agrees with the rest (1 = off, the default, also on the built-in mini designer)",
     )
     s.add_argument(
         "--edit-paste",
@@ -219,9 +221,14 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None, se
         if value is not None:
             settings[key] = value
             from_file.discard(key)
-    for key, option in (("photo", "photo"), ("pose", "pose"), ("edits", "edit"), ("attributes", "attribute")):
+    for key, option in (("photo", "photo"), ("pose", "pose"), ("edits", "edit"), ("attributes", "attribute"),
+                        ("concepts", "concepts")):  # fmt: skip
         if getattr(args, option, None):
             from_file.discard(key)
+    from ..taxonomy import CONCEPT_FIELDS
+
+    if any(getattr(args, f.key, None) for f in CONCEPT_FIELDS):
+        from_file.discard("concepts")
     return settings, base, from_file if base is not None else set()
 
 
@@ -232,7 +239,7 @@ _MESSAGE_KEYS = {"edit": "edits", "attribute": "attributes", "pose": "pose", "co
 def _named_file(exc: Exception, design: str, from_file: set[str]) -> Exception | None:
     """The same error naming the design file, when the setting it is about came from that file."""
     message = str(exc)
-    word = re.match(r"-*([a-z_]+)", message)
+    word = re.match(r"([a-z_]+)", message)  # a message about a typed option starts with "--"
     if not word or "design file" in message:
         return None
     key = _MESSAGE_KEYS.get(word.group(1), word.group(1))
@@ -274,26 +281,26 @@ def _attributes(items: list, allow_free_text: bool, category: str | None) -> dic
     return out
 
 
-def _pose_text(path: Path) -> str:
+def _pose_text(path: Path, label: str = "--pose") -> str:
     from ..pose.openpose_json import people_from_pose_keypoint
 
     if path.is_dir():
-        raise CLIError(f"--pose {path}: is a folder; give an OpenPose JSON file")
+        raise CLIError(f"{label} {path}: is a folder; give an OpenPose JSON file")
     if not path.is_file():
-        raise FileNotFoundError(f"--pose {path}: no such file")
+        raise FileNotFoundError(f"{label} {path}: no such file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CLIError(f"--pose {path}: not valid JSON ({exc}); give OpenPose JSON keypoints") from None
+        raise CLIError(f"{label} {path}: not valid JSON ({exc}); give OpenPose JSON keypoints") from None
     try:
-        people = people_from_pose_keypoint(data, name=f"--pose {path}")
+        people = people_from_pose_keypoint(data, name=f"{label} {path}")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     frames = data if isinstance(data, list) else [data]
     if not people or people[0].shape[0] == 0:
-        raise CLIError(f"--pose {path}: the keypoints list no person; give the keypoints of one person")
+        raise CLIError(f"{label} {path}: the keypoints list no person; give the keypoints of one person")
     if not frames[0].get("canvas_width") or not frames[0].get("canvas_height"):
-        raise CLIError(f"--pose {path}: no canvas_width/canvas_height, so the points cannot be placed; add the size "
+        raise CLIError(f"{label} {path}: no canvas_width/canvas_height, so the points cannot be placed; add the size "
                        "of the image they were found on")  # fmt: skip
     return json.dumps(frames[:1])
 
@@ -315,7 +322,7 @@ def run_design(args: argparse.Namespace) -> int:
         named = _named_file(exc, args.design, from_file) if from_file else None
         if named is None:
             raise
-        raise named from None
+        raise named.with_traceback(exc.__traceback__) from None
 
 
 def _run_design(args: argparse.Namespace, settings: dict[str, Any], base: Path | None) -> int:
@@ -333,12 +340,15 @@ def _run_design(args: argparse.Namespace, settings: dict[str, Any], base: Path |
         raise CLIError("give a photo of a person (hierafash design PHOTO ...) or --pose FILE.json")
     concepts = _concepts(args, settings, allow)
     category = concepts.get("category")
-    attributes = _attributes(
-        [f"{k}={v}" for k, v in (settings.get("attributes") or {}).items()] + list(args.attribute), allow, category
-    )
-    raw_edits = list(args.edit) if args.edit else list(settings.get("edits") or [])
-    if not isinstance(raw_edits, list):
-        raise CLIError('design file: \'edits\' must be a list, e.g. ["sleeve length=Long Sleeve", "collar=V-Neck"]')
+    file_attributes = settings.get("attributes") or {}
+    if not isinstance(file_attributes, dict):
+        raise CLIError(f"design file {args.design}: 'attributes' must be a mapping, e.g. {{collar: V-Neck}}")
+    attributes = _attributes([f"{k}={v}" for k, v in file_attributes.items()] + list(args.attribute), allow, category)
+    file_edits = settings.get("edits") or []
+    if not isinstance(file_edits, list):
+        raise CLIError(f"design file {args.design}: 'edits' must be a list, e.g. "
+                       '["sleeve length=Long Sleeve", "collar=V-Neck"]')  # fmt: skip
+    raw_edits = list(args.edit) if args.edit else list(file_edits)
     try:
         edits = [Edit.parse(item, category, allow) for item in raw_edits]
     except ValueError as exc:
@@ -362,7 +372,7 @@ def _run_design(args: argparse.Namespace, settings: dict[str, Any], base: Path |
         path = Path(pose_path)
         if base is not None and not path.is_absolute() and not path.exists():
             path = base / path
-        pose_json = _pose_text(path)
+        pose_json = _pose_text(path, "--pose" if args.pose else "pose")
     source = None if photo else path.name
     return run_session_command(args, settings, photo, pose_json, concepts, attributes, edits, pose_source=source)
 

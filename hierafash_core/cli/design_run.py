@@ -205,7 +205,8 @@ def run_session_command(args: argparse.Namespace, settings: dict, photo: tuple[b
         raise CLIError(f"--timeout {args.timeout}: must be at least 1 second per stage (default 1800)")
     for yaml_path in args.extra_model_paths:
         check_extra_model_paths(Path(yaml_path))
-    out = Path(settings.pop("out", None) or args.out)
+    file_out = settings.pop("out", None)
+    out = Path(args.out or file_out or args.out_default)
     spec_kwargs = {k: v for k, v in settings.items() if k not in ("photo", "pose", "concepts", "attributes", "edits")}
     spec_kwargs.update(concepts=concepts, attributes=attributes, edits=edits)
     # Check every setting now, before a server starts (the photo's name is set once it is uploaded).
