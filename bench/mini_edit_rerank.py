@@ -1,14 +1,15 @@
 """Does picking the best of k sleeve-length edits by the model's own reading raise the share read as asked?
 
-An experiment (docs/mini-designer.md, "Experiments that did not reach the edit goal"). For the
-held-out sleeve-length edits (60 at 300 cases), the mini designer's default edit (source negative,
-covering mask, 5 resampling passes, pasted) runs with k start noises. Each result is read by the
-evaluation's judge and by the model itself, as a diffusion classifier (Li et al. 2023): the
-result is noised to a few timesteps, with the same noise for every caption, and denoised without
-guidance under the design's caption with each of the five sleeve lengths; the error inside the
-sleeve region says which caption explains it best. Three ways to pick a candidate from that
-reading (target against every other value, against the old value, the target's error alone) are
-compared with the first candidate and with "any of the k is right" (the ceiling of picking).
+An experiment (docs/mini-designer.md, "One seed is not enough; what more training does"). For the
+held-out sleeve-length edits (60 at 300 cases), the mini designer's edit as it was before one pass
+became the default (source negative, covering mask, 5 resampling passes, pasted) runs with k start
+noises. Each result is read by the evaluation's judge and by the model itself, as a diffusion
+classifier (Li et al. 2023): the result is noised to a few timesteps, with the same noise for every
+caption, and denoised without guidance under the design's caption with each of the five sleeve
+lengths; the error inside the sleeve region says which caption explains it best. Three ways to pick
+a candidate from that reading (target against every other value, against the old value, the
+target's error alone) are compared with the first candidate and with "any of the k is right" (the
+ceiling of picking).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_rerank.py [--cases 300] [--k 4]
 

@@ -23,7 +23,8 @@ came up most often.
 About 21 minutes on 2 cores at 160 cases and one seed; ``--only NAME ...`` runs some of the
 variants, ``--attributes`` one of the two lengths (needs the built model; trains the evaluation's
 judge first if it is not cached). One seed of 32 edits is noisy: the same edit with four start
-noises read 55-73% of 60 sleeve edits as asked, so compare variants at ``--cases 300 --seeds 4``.
+noises read 55-73% of 60 sleeve edits as asked (5 passes; one pass 58-72%), so compare variants
+at ``--cases 300 --seeds 4``.
 """
 
 from __future__ import annotations
