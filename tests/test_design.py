@@ -396,12 +396,16 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
     assert (seen["edit_resample"], seen["edit_paste"]) == (2, False)
 
 
+def _design_beside_a_photo(tmp_path: Path) -> Path:
+    """Where a test writes its design file (look.yaml), next to the photo it names (p.png)."""
+    Image.new("RGB", (128, 128), "gray").save(tmp_path / "p.png")
+    return tmp_path / "look.yaml"
+
+
 def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
     """A bad value from a design file says which file it is in; the same value typed on the command line
     does not claim to come from the file."""
-    photo = tmp_path / "p.png"
-    Image.new("RGB", (128, 128), "gray").save(photo)
-    design = tmp_path / "look.yaml"
+    design = _design_beside_a_photo(tmp_path)
     out = tmp_path / "out"
     design.write_text("photo: p.png\ncfg: 500\n")
     _fails(
@@ -426,9 +430,7 @@ def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
 
 
 def test_design_file_values_typed_again_on_the_command_line_are_not_blamed_on_the_file(tmp_path, capsys):
-    photo = tmp_path / "p.png"
-    Image.new("RGB", (128, 128), "gray").save(photo)
-    design = tmp_path / "look.yaml"
+    design = _design_beside_a_photo(tmp_path)
     out = tmp_path / "out"
     design.write_text("photo: p.png\nconcepts: {category: Dress}\n")
     line = _fails(["--design", str(design), "--concepts", "Spacesuit", "--out", str(out)], capsys, r"Spacesuit")
@@ -457,9 +459,7 @@ def test_out_typed_on_the_command_line_wins_over_the_design_files(tmp_path, monk
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(design_run, "check_out_dir", stop_at_out)
-    photo = tmp_path / "p.png"
-    Image.new("RGB", (128, 128), "gray").save(photo)
-    design = tmp_path / "look.yaml"
+    design = _design_beside_a_photo(tmp_path)
     design.write_text(f"photo: p.png\nout: {tmp_path / 'from-file'}\n")
     _fails(["--design", str(design), "--out", str(tmp_path / "typed")], capsys, "stopped by the test")
     _fails(["--design", str(design)], capsys, "stopped by the test")

@@ -229,7 +229,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], Path | None, se
 
     if any(getattr(args, f.key, None) for f in CONCEPT_FIELDS):
         from_file.discard("concepts")
-    return settings, base, from_file if base is not None else set()
+    return settings, base, from_file
 
 
 # the first word of an error about a setting, as the spec and the parsers write it, and that setting
