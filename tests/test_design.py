@@ -402,51 +402,35 @@ def _design_beside_a_photo(tmp_path: Path) -> Path:
     return tmp_path / "look.yaml"
 
 
+def _design_file_fails(design: Path, text: str, capsys, pattern: str, *options: str) -> str:
+    """Write ``text`` into the design file and check the one-line error of a run with it."""
+    design.write_text(text)
+    return _fails(["--design", str(design), *options, "--out", str(design.parent / "out")], capsys, pattern)
+
+
 def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
     """A bad value from a design file says which file it is in; the same value typed on the command line
     does not claim to come from the file."""
     design = _design_beside_a_photo(tmp_path)
-    out = tmp_path / "out"
-    design.write_text("photo: p.png\ncfg: 500\n")
-    _fails(
-        ["--design", str(design), "--out", str(out)],
-        capsys,
-        r"design file .*look.yaml: cfg=500(\.0)?: must be between",
-    )
-    _fails(
-        ["--design", str(design), "--cfg", "700", "--out", str(out)], capsys, r"error: cfg=700(\.0)?: must be between"
-    )
-    design.write_text("photo: p.png\nedits: [neckline=Turtle]\n")
-    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: edit .*'Turtle' is not in")
-    design.write_text("photo: missing.png\n")
-    _fails(
-        ["--design", str(design), "--out", str(out)],
-        capsys,
-        r"design file .*look.yaml: photo .*missing.png.*no such file",
-    )
-    design.write_text("concepts: {category: Spacesuit}\nphoto: p.png\n")
-    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: concepts: .*Spacesuit")
-    assert not out.exists()
-
-
-def test_design_file_values_typed_again_on_the_command_line_are_not_blamed_on_the_file(tmp_path, capsys):
-    design = _design_beside_a_photo(tmp_path)
-    out = tmp_path / "out"
-    design.write_text("photo: p.png\nconcepts: {category: Dress}\n")
-    line = _fails(["--design", str(design), "--concepts", "Spacesuit", "--out", str(out)], capsys, r"Spacesuit")
+    named = r"design file .*look.yaml: "
+    for text, pattern in [
+        ("photo: p.png\ncfg: 500\n", named + r"cfg=500(\.0)?: must be between"),
+        ("photo: p.png\nedits: [neckline=Turtle]\n", named + r"edit .*'Turtle' is not in"),
+        ("photo: missing.png\n", named + r"photo .*missing.png.*no such file"),
+        ("concepts: {category: Spacesuit}\nphoto: p.png\n", named + r"concepts: .*Spacesuit"),
+        ("pose: missing.json\n", named + r"pose .*missing.json"),
+        # wrong shapes of edits and attributes are one-line errors that name the file
+        ("photo: p.png\nedits: collar=V-Neck\n", named + r"'edits' must be a list"),
+        ("photo: p.png\nattributes: [collar=V-Neck]\n", named + r"'attributes' must be a mapping"),
+    ]:
+        _design_file_fails(design, text, capsys, pattern)
+    # typed on the command line, the value is not blamed on the file
+    _design_file_fails(design, "photo: p.png\ncfg: 500\n", capsys, r"error: cfg=700(\.0)?: must be between",
+                       "--cfg", "700")  # fmt: skip
+    line = _design_file_fails(design, "photo: p.png\nconcepts: {category: Dress}\n", capsys, r"Spacesuit",
+                              "--concepts", "Spacesuit")  # fmt: skip
     assert "design file" not in line
-    design.write_text("pose: missing.json\n")
-    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: pose .*missing.json")
-    # wrong shapes of edits and attributes are one-line errors that name the file
-    design.write_text("photo: p.png\nedits: collar=V-Neck\n")
-    _fails(["--design", str(design), "--out", str(out)], capsys, r"design file .*look.yaml: 'edits' must be a list")
-    design.write_text("photo: p.png\nattributes: [collar=V-Neck]\n")
-    _fails(
-        ["--design", str(design), "--out", str(out)],
-        capsys,
-        r"design file .*look.yaml: 'attributes' must be a mapping",
-    )
-    assert not out.exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_typed_on_the_command_line_wins_over_the_design_files(tmp_path, monkeypatch, capsys):
