@@ -6,6 +6,7 @@
 - :mod:`.guidance`: the keep-the-rest gradient guidance.
 - :mod:`.inversion`: deterministic DDIM inversion.
 - :mod:`.loop`: :func:`run_edit`, the edit itself.
+- :mod:`.layout`: a sleeve-length edit's starting image, the asked sleeve painted from the pose.
 - :mod:`.diffusers_unet`: a diffusers UNet as a denoiser (headless runs).
 
 Pure torch; never imports ComfyUI.
@@ -23,6 +24,7 @@ from .guidance import (
     keep_loss,
 )
 from .inversion import MAX_INVERSION_REFINE, ddim_invert
+from .layout import SLEEVE_HINT_START_T, paint_sleeves, sleeve_end_level
 from .loop import EditConfig, EditResult, Mode, StartMethod, run_edit
 from .masks import blend, latent_mask, paste_back, release_mask
 from .starts import ATTRIBUTE_START_T, EditStart, attribute_start_timestep, first_step_at_or_below, resolve_start
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_GUIDANCE_ITERS",
     "MAX_GUIDANCE_WEIGHT",
     "MAX_INVERSION_REFINE",
+    "SLEEVE_HINT_START_T",
     "Denoiser",
     "DiffusersDenoiser",
     "EditConfig",
@@ -51,9 +54,11 @@ __all__ = [
     "guided_denoise",
     "keep_loss",
     "latent_mask",
+    "paint_sleeves",
     "paste_back",
     "make_stepper",
     "release_mask",
     "resolve_start",
     "run_edit",
+    "sleeve_end_level",
 ]

@@ -150,6 +150,7 @@ def run_edit(
     config: EditConfig | None = None,
     *,
     seed: int = 0,
+    init: torch.Tensor | None = None,
     callback: Callback | None = None,
     preview: Preview | None = None,
 ) -> EditResult:
@@ -163,6 +164,8 @@ def run_edit(
         noise: (B, C, h, w) standard Gaussian noise for the noise start and the blend references.
         config: mode, start method, step rule, guidance.
         seed: seeds the ancestral step rule's fresh noise.
+        init: (B, C, h, w) what the noise start noises instead of ``source`` (a layout hint, see
+            :mod:`.layout`); the rest is still kept from ``source``. Noise start only.
         callback: ``callback(done, total)`` after every model step (inversion included).
         preview: ``preview(i, x, D)`` after every edit step (host previews).
 
@@ -181,6 +184,14 @@ def run_edit(
     """
     config = config or EditConfig()
     check_edit_inputs(sigmas, source, mask, noise)
+    if init is not None:
+        if init.shape != source.shape:
+            raise ValueError(f"init of shape {tuple(init.shape)} does not match the source {tuple(source.shape)}")
+        if config.start_method is not StartMethod.NOISE:
+            raise ValueError(
+                f"init is a noise start's starting point; start_method={config.start_method.value!r} inverts the "
+                "source instead. Use start_method='noise' with init, or drop init"
+            )
     values = [float(s) for s in sigmas]
     n = len(values) - 1
     inverting = config.start_method is StartMethod.DDIM_INVERSION
@@ -212,7 +223,7 @@ def run_edit(
         def reference(i: int) -> torch.Tensor:
             return source + noise * values[i] if values[i] > 0 else source
 
-    x = reference(0)
+    x = reference(0) if init is None else init + noise * values[0]
     start_latent = x
     keep = 1.0 - mask
     stepper = make_stepper(config.sampler, seed)

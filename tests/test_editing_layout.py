@@ -1,0 +1,160 @@
+"""The sleeve layout hint: the asked sleeve painted onto the arms, checked against the synthetic drawing of it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hierafash_core.editing import EditConfig, run_edit
+from hierafash_core.editing.layout import CLEAR_MARGIN, paint_sleeves, sleeve_end_level
+from hierafash_core.synth import Look, render
+from hierafash_core.synth.body import ARM_HW
+from hierafash_core.synth.labels import LABEL
+from hierafash_core.synth.pose_bank import POSES_BY_NAME, place
+
+SIZE = (128, 192)
+LOOK = Look(
+    garment=(40, 118, 222),
+    pattern_colour=(244, 244, 240),
+    trim=(28, 84, 160),
+    companion=(244, 244, 240),
+    shoes=(30, 30, 34),
+    skin=(224, 178, 140),
+    hair=(64, 42, 30),
+    background=(244, 242, 238),
+    silhouette="a-line",
+    hair_style="bob",
+)
+ARMS = ((2, 3, 4), (5, 6, 7))  # OpenPose-18 shoulder, elbow, wrist
+
+
+def drawing(sleeve_length: str, pose: str = "front"):
+    fields = {
+        "category": "Dress", "style": "Elegant", "occasion": "Party", "effect": "Tall", "feeling": "Crisp Feeling",
+        "clothing_length": "Knee-length", "sleeve_length": sleeve_length, "sleeve_type": "Regular",
+        "collar": "Round", "hem": "Flat",
+    }  # fmt: skip
+    kp = place(POSES_BY_NAME[pose].keypoints, SIZE)
+    return render(fields, kp, LOOK), kp
+
+
+def as_batch(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+
+
+def arm_point(kp: np.ndarray, arm: tuple[int, int, int], level: float) -> np.ndarray:
+    s, e, w = (kp[i, :2] for i in arm)
+    return s + (e - s) * level if level <= 1 else e + (w - e) * (level - 1)
+
+
+@pytest.mark.parametrize("pose", ["front", "hand_on_hip"])
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("Long Sleeve", "Short Sleeve"),
+        ("Short Sleeve", "Long Sleeve"),
+        ("Elbow-length Sleeve", "Mid-length Sleeve"),
+        ("Mid-length Sleeve", "Elbow-length Sleeve"),
+        ("Sleeveless", "Elbow-length Sleeve"),
+        ("Mid-length Sleeve", "Sleeveless"),
+    ],
+)
+def test_the_painted_arm_is_skin_and_sleeve_where_a_drawing_of_the_asked_sleeve_is(before, after, pose):
+    source, kp = drawing(before, pose)
+    target, _ = drawing(after, pose)
+    painted = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], [after])[0]
+    skin, cloth = np.array(LOOK.skin) / 255, np.array(LOOK.garment) / 255
+    end = sleeve_end_level(after)
+    checked = agreed = 0
+    for arm in ARMS:
+        for level in np.arange(0.1, 1.95, 0.05):
+            if end is not None and abs(level - end) < 0.12:
+                continue  # the edge itself, a pixel either way
+            x, y = np.round(arm_point(kp, arm, level)).astype(int)
+            label = target.parse[y, x]
+            if label not in (LABEL["skin"], LABEL["sleeves"]):
+                continue  # the other arm or the bodice drawn over this point
+            colour = painted[:, y, x].numpy()
+            painted_skin = np.linalg.norm(colour - skin) < np.linalg.norm(colour - cloth)
+            checked += 1
+            agreed += painted_skin == (label == LABEL["skin"])
+    assert checked >= 40
+    assert agreed / checked >= 0.95, (before, after, pose, agreed, checked)
+
+
+def test_pixels_away_from_the_arms_are_untouched():
+    source, kp = drawing("Long Sleeve")
+    image = as_batch(source.image)
+    painted = paint_sleeves(image, torch.from_numpy(kp).float()[None], ["Short Sleeve"])
+    changed = (painted - image).abs().amax(dim=1)[0].numpy() > 1e-6
+    assert changed.sum() > 50  # the forearms became skin
+    ys, xs = np.nonzero(changed)
+    u = float(np.hypot(*((kp[8, :2] + kp[11, :2]) / 2 - kp[1, :2])))
+    for x, y in zip(xs, ys, strict=True):
+        near = min(min(np.hypot(*(arm_point(kp, arm, lv) - (x, y))) for lv in np.linspace(0, 2, 41)) for arm in ARMS)
+        assert near < (ARM_HW[0] + CLEAR_MARGIN) * u + 1.5, (x, y, near)  # the band cleared around the arm
+
+
+def test_bad_inputs_name_the_parameter():
+    source, kp = drawing("Long Sleeve")
+    image, points = as_batch(source.image), torch.from_numpy(kp).float()[None]
+    with pytest.raises(ValueError, match="sleeve_length"):
+        paint_sleeves(image, points, ["Knee-length"])
+    with pytest.raises(ValueError, match="sleeve_length: 2 values for 1 images"):
+        paint_sleeves(image, points, ["Short Sleeve", "Long Sleeve"])
+    with pytest.raises(ValueError, match=r"keypoints: expected \(1, 18, 3\)"):
+        paint_sleeves(image, points[:, :17], ["Short Sleeve"])
+    with pytest.raises(ValueError, match="images: expected"):
+        paint_sleeves(image[:, :1], points, ["Short Sleeve"])
+
+
+def _toy_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return x / (1 + sigma[:, None, None, None] ** 2)  # the clean estimate of a unit-variance prior
+
+
+def test_run_edit_starts_from_init_inside_the_mask_and_keeps_the_source_outside():
+    g = torch.Generator().manual_seed(0)
+    source, init, noise = (torch.randn(1, 4, 6, 4, generator=g) for _ in range(3))
+    mask = torch.zeros(1, 1, 6, 4)
+    mask[..., 2:4, 1:3] = 1
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    plain = run_edit(_toy_denoiser, sigmas, source, mask, noise)
+    hinted = run_edit(_toy_denoiser, sigmas, source, mask, noise, init=init)
+    assert torch.equal(hinted.start_latent, init + noise)
+    assert torch.equal(hinted.latent[mask.expand_as(source) == 0], source[mask.expand_as(source) == 0])
+    inside = mask.expand_as(source) == 1
+    assert not torch.allclose(hinted.latent[inside], plain.latent[inside])
+    same = run_edit(_toy_denoiser, sigmas, source, mask, noise, init=source.clone())
+    assert torch.equal(same.latent, plain.latent)
+
+
+def test_run_edit_init_is_refused_with_inversion_and_with_another_shape():
+    source = torch.zeros(1, 4, 6, 4)
+    mask, sigmas = torch.ones(1, 1, 6, 4), torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match="init is a noise start's"):
+        run_edit(_toy_denoiser, sigmas, source, mask, source, EditConfig(start_method="ddim inversion"), init=source)
+    with pytest.raises(ValueError, match=r"init of shape \(1, 4, 3, 4\)"):
+        run_edit(_toy_denoiser, sigmas, source, mask, source, init=source[:, :, :3])
+
+
+# -- the node, in the real ComfyUI -----------------------------------------------------------------------
+@pytest.mark.comfy
+def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy):
+    from hierafash_core.synth import openpose_json
+
+    source, kp = drawing("Long Sleeve")
+    pose_json = json.dumps(openpose_json(kp, SIZE))
+    image = torch.from_numpy(source.image)[None].float() / 255  # IMAGE (1, H, W, 3)
+    graph = {"pose": {"class_type": "HieraFash_PoseKeypointFromJSON", "inputs": {"json_text": pose_json}}}
+    node = comfy.node_classes["HieraFash_SleeveHint"]
+    pose = comfy.run(graph, outputs=["pose"])["pose"][0]
+    out = node.execute(image=image, pose_keypoint=pose, sleeve_length="Short Sleeve", person_index=0)
+    painted = out.result[0] if hasattr(out, "result") else out[0]
+    expected = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], ["Short Sleeve"])
+    assert painted.shape == (1, SIZE[1], SIZE[0], 3)
+    assert (painted.permute(0, 3, 1, 2) - expected).abs().max().item() < 2 / 255  # keypoints round-trip JSON
+    with pytest.raises(ValueError, match=r"person_index=1: frame 0 of pose_keypoint has 1 people; use 0 to 0"):
+        node.execute(image=image, pose_keypoint=pose, sleeve_length="Short Sleeve", person_index=1)
