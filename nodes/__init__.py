@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import design, drafting, editing, mini_designer, pose, staged_sampler
+from . import design, drafting, editing, layout_hint, mini_designer, pose, staged_sampler
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
-    modules: list = [drafting, staged_sampler, pose, editing, design, mini_designer]
+    modules: list = [drafting, staged_sampler, pose, editing, layout_hint, design, mini_designer]
     return [node for module in modules for node in module.NODES]
 
 

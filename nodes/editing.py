@@ -30,6 +30,7 @@ from ..hierafash_core.editing import (
     run_edit,
 )
 from ..hierafash_core.editing import latent_mask as to_latent_grid  # the widget of that name wins
+from ..hierafash_core.editing.layout import SLEEVE_HINT_START_T
 from ..hierafash_core.stage_plan import describe
 from ..hierafash_core.taxonomy import ATTRIBUTE_FIELDS
 from .convert import (
@@ -292,6 +293,15 @@ class GradientGuidedEdit(io.ComfyNode):
                         "ImageCompositeMasked and this mask to keep every pixel outside it."
                     ),
                 ),
+                io.Latent.Input(
+                    "init",
+                    optional=True,
+                    tooltip=(
+                        "Optional: what the region starts from instead of the source, same size as the source "
+                        "(e.g. VAEEncode of SleeveHint's image, with a custom timestep of about "
+                        f"{SLEEVE_HINT_START_T}). The rest is still kept from the source. Noise start only."
+                    ),
+                ),
             ],
             outputs=[
                 io.Latent.Output(
@@ -333,6 +343,7 @@ class GradientGuidedEdit(io.ComfyNode):
         resample=1,
         resample_share=0.5,
         latent_mask="average",
+        init=None,
     ) -> io.NodeOutput:
         check_inputs(cls, locals())
         import comfy.sample
@@ -348,6 +359,19 @@ class GradientGuidedEdit(io.ComfyNode):
             check_conditioning(positive, "positive", width),
             check_conditioning(negative, "negative", width),
         )
+        init_samples = None
+        if init is not None:
+            init_samples = check_latent(init, "init", channels).float()
+            if init_samples.shape != samples.shape:
+                raise ValueError(
+                    f"init: a latent of shape {tuple(init_samples.shape)}, the source's is {tuple(samples.shape)}; "
+                    "encode an image of the source's size and batch (SleeveHint keeps the image's size)"
+                )
+            if start_method != "noise":
+                raise ValueError(
+                    f"init: given with start_method={start_method!r}; an init is noised to the start level, so "
+                    "use start_method 'noise', or disconnect init to invert the source"
+                )
         if "noise_mask" in source:
             log.info("source: its noise_mask is ignored; the mask input decides where the edit acts")
         config = EditConfig(
@@ -430,8 +454,9 @@ class GradientGuidedEdit(io.ComfyNode):
         batch_index = source.get("batch_index")
         noise = comfy.sample.prepare_noise(samples, seed, batch_index)
         source_in = model.model.process_latent_in(samples.float())
+        init_in = None if init_samples is None else model.model.process_latent_in(init_samples)
         sampler_obj = comfy.samplers.KSAMPLER(
-            _edit_sampler_function(config, source_in, edit_mask, noise, seed, work_model, len(sigmas) - 1)
+            _edit_sampler_function(config, source_in, edit_mask, noise, seed, work_model, len(sigmas) - 1, init_in)
         )
         edited = comfy.sample.sample_custom(
             work_model, noise, cfg, sampler_obj, sigmas, positive, negative, samples, disable_pbar=True, seed=seed
@@ -453,7 +478,7 @@ def _scheduler_names() -> list[str]:
     return list(comfy.samplers.SCHEDULER_NAMES)
 
 
-def _edit_sampler_function(config, source_in, edit_mask, noise, seed, model, steps):
+def _edit_sampler_function(config, source_in, edit_mask, noise, seed, model, steps, init_in=None):
     """A k-diffusion style sampler function that runs :func:`run_edit` on ComfyUI's denoiser."""
     import comfy.model_management
     import comfy.utils
@@ -486,6 +511,7 @@ def _edit_sampler_function(config, source_in, edit_mask, noise, seed, model, ste
             noise.to(x.device, x.dtype),
             config,
             seed=seed,
+            init=None if init_in is None else init_in.to(x.device, x.dtype),
             callback=on_progress,
             preview=on_preview,
         )

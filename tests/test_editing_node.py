@@ -293,3 +293,32 @@ def test_attribute_conditioning_alone_cannot_start_above_its_windows(comfy):
     graph["edit"]["inputs"]["positive"] = ["both", 0]
     out = comfy.run(graph, outputs=["edit"])
     assert out["edit"][0]["samples"].shape == (1, 4, 8, 8)
+
+
+# -- init: where the region starts (SleeveHint's painting, encoded) ----------------------------------------
+def test_init_changes_where_the_region_starts_and_the_outside_stays(comfy):
+    """An init latent (here a second draft of another seed) is what the region is noised from: the
+    edit's inside moves towards it against the same edit from the source, and the outside is kept."""
+    graph = edit_graph(mode="blend", attribute="custom timestep", start_timestep=400, init=["other", 0])
+    graph["other"] = {"class_type": "KSampler", "inputs": {**graph["draft"]["inputs"], "seed": 99}}
+    out = comfy.run(graph, outputs=["edit", "other"])
+    draft, hinted, other = out["draft"][0]["samples"], out["edit"][0]["samples"], out["other"][0]["samples"]
+    plain_graph = edit_graph(mode="blend", attribute="custom timestep", start_timestep=400)
+    _, plain = run_edit_graph(comfy, plain_graph)
+    assert (outside(hinted) - outside(draft)).abs().max().item() < 1e-4
+    to_other = (hinted - other)[INSIDE].abs().mean().item()
+    assert to_other < 0.6 * (plain - other)[INSIDE].abs().mean().item()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"start_method": "ddim inversion"}, r"init: given with start_method='ddim inversion'.*'noise'"),
+        ({"init": ["small", 0]}, r"init: a latent of shape \(1, 4, 4, 4\), the source's is \(1, 4, 8, 8\)"),
+    ],
+)
+def test_init_bad_inputs_say_what_to_fix(comfy, change, message):
+    graph = edit_graph(**{"init": ["draft", 0], **change})
+    graph["small"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 1}}
+    with pytest.raises(GraphFailed, match=message):
+        comfy.run(graph, outputs=["edit"])

@@ -1,0 +1,93 @@
+"""SleeveHint: the asked sleeve length painted onto the arms, as a starting image for a sleeve edit.
+
+Feed its image through VAEEncode into GradientGuidedEdit's ``init`` and start the edit lower
+(``custom timestep``, about t = 500): the edit then redraws a sleeve whose end is already placed
+from the pose, instead of asking the model to place it from the word alone (docs/editing.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from comfy_api.latest import io
+
+from ..hierafash_core.editing.layout import SLEEVE_HINT_START_T, paint_sleeves
+from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint
+from ..hierafash_core.synth.details import SLEEVE_END
+from .convert import check_inputs, image_to_comfy, image_to_core
+from .pose import PoseKeypoint
+
+log = logging.getLogger(__name__)
+
+
+class SleeveHint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HieraFash_SleeveHint",
+            display_name="SleeveHint (HieraFash)",
+            category="HieraFash/editing",
+            description=(
+                "Paint the asked sleeve length onto the arms of an image, from the pose: the arm is cleared, "
+                "then painted in the bodice's colour from the shoulder to where the sleeve ends and in skin "
+                "colour beyond it. VAEEncode the result into GradientGuidedEdit's init and start the edit at "
+                f"a custom timestep of about {SLEEVE_HINT_START_T}: the model redraws the sleeve with its end "
+                "already in place. A rough picture on purpose; the edit makes it a sleeve."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="The design to edit (the decoded draft or previous edit)."),
+                PoseKeypoint.Input(
+                    "pose_keypoint",
+                    tooltip="The pose of the image (PoseToCanvas, PoseDetect or a DWPose/OpenPose preprocessor).",
+                ),
+                io.Combo.Input(
+                    "sleeve_length",
+                    options=list(SLEEVE_END),
+                    default="Long Sleeve",
+                    tooltip="The sleeve length the edit asks for (the same value as the edit's AttributeEncode).",
+                ),
+                io.Int.Input(
+                    "person_index",
+                    default=0,
+                    min=0,
+                    max=63,
+                    tooltip="Which person of the pose, largest first.",
+                ),
+            ],
+            outputs=[
+                io.Image.Output(
+                    "hint",
+                    display_name="hint",
+                    tooltip="The image with the sleeves painted in; VAEEncode it for GradientGuidedEdit's init.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, pose_keypoint, sleeve_length, person_index) -> io.NodeOutput:
+        check_inputs(cls, locals())
+        images = image_to_core(image)  # (B, C, H, W)
+        b, c, h, w = images.shape
+        rgb = images[:, :3] if c >= 3 else images.expand(-1, 3, -1, -1)  # RGBA's alpha dropped, gray repeated
+        frames = people_from_pose_keypoint(pose_keypoint, (h, w))
+        if len(frames) not in (1, b):
+            raise ValueError(
+                f"pose_keypoint: {len(frames)} frames for {b} images; give one frame for all of them, or one each"
+            )
+        keypoints = []
+        for i in range(b):
+            f = i if len(frames) == b else 0
+            people = frames[f]
+            if person_index >= len(people):
+                raise ValueError(
+                    f"person_index={person_index}: frame {f} of pose_keypoint has {len(people)} people; "
+                    f"use 0 to {max(len(people) - 1, 0)}, or a pose with a person in it"
+                )
+            keypoints.append(people[person_index])
+        painted = paint_sleeves(rgb, torch.stack(keypoints), [sleeve_length] * b)
+        log.info("SleeveHint: %d image(s), sleeves painted as %s", b, sleeve_length)
+        return io.NodeOutput(image_to_comfy(painted))
+
+
+NODES = [SleeveHint]
