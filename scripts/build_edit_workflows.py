@@ -98,13 +98,20 @@ SPECS: dict[str, dict] = {
                                        "widgets": ["json_text"]},
     "HieraFash_GradientGuidedEdit": {
         "inputs": [("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
-                   ("source", "LATENT"), ("mask", "MASK"), ("control_net", "CONTROL_NET"), ("pose_image", "IMAGE")],
+                   ("source", "LATENT"), ("mask", "MASK"), ("control_net", "CONTROL_NET"), ("pose_image", "IMAGE"),
+                   ("init", "LATENT")],
         "outputs": [("edited", "LATENT")],
         "widgets": ["attribute", "start_timestep", "start_step", "steps", "cfg", "sampler", "scheduler", "seed",
                     "control_after_generate", "mode", "guidance_weight", "guidance_start", "guidance_end",
                     "gradient_path", "guidance_iterations", "start_method", "inversion_refinements",
                     "control_strength", "resample", "resample_share", "latent_mask"],
     },
+    "HieraFash_SleeveHint": {
+        "inputs": [("image", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT")],
+        "outputs": [("hint", "IMAGE")],
+        "widgets": ["sleeve_length", "person_index"],
+    },
+    "VAEEncode": {"inputs": [("pixels", "IMAGE"), ("vae", "VAE")], "outputs": [("LATENT", "LATENT")], "widgets": []},
     "ImageCompositeMasked": {
         "inputs": [("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
         "outputs": [("IMAGE", "IMAGE")],
@@ -301,13 +308,27 @@ def mini_design() -> list[Node]:
         ("collar", "V-Neck", "Edit A4: collar", "A4 collar (t=671)"),
     ]
     # Each edit as `hierafash design` runs it on the mini designer (MINI_DEMO): guidance away from the
-    # design before it, five resampling passes, every latent cell of the region free (cover), and the
-    # decoded edit pasted into the image before it inside the region, so nothing else changes.
+    # design before it, one pass, every latent cell of the region free (cover), and the decoded edit
+    # pasted into the image before it inside the region, so nothing else changes. The sleeve edit starts
+    # from the image with the asked sleeve painted on (SleeveHint -> VAEEncode -> init), lower down.
     source, before, image, row = (9, 0), (3, 0), (10, 0), 1200
     for k, (key, value, title, attribute) in enumerate(edits):
         base = 20 + 10 * k
         reach = "Long" if key == "clothing_length" else "category"  # the longer of Knee-length and Long
         fields[key] = value
+        start, init = {}, {}
+        if key == "sleeve_length":
+            nodes += [
+                Node(base + 8, "HieraFash_SleeveHint", f"{title}: the asked sleeve painted on",
+                     {"sleeve_length": value, "person_index": 0}, {"image": image, "pose_keypoint": (7, 0)},
+                     pos=(380, row + 330)),
+                Node(base + 9, "VAEEncode", f"{title}: painted image as the start", {},
+                     {"pixels": (base + 8, 0), "vae": (1, 2)}, pos=(820, row + 450)),
+            ]  # fmt: skip
+            from hierafash_core.editing.layout import SLEEVE_HINT_START_T
+
+            start = {"attribute": "custom timestep", "start_timestep": SLEEVE_HINT_START_T}
+            init = {"init": (base + 9, 0)}
         nodes += [
             Node(base, "HieraFash_AttributeEncode", f"{title}: attributes", dict(fields),
                  {"clip": (1, 1), "design": (2, 1)}, pos=(380, row)),
@@ -321,9 +342,10 @@ def mini_design() -> list[Node]:
                   "reach": reach},
                  {"image": (10, 0), "pose_keypoint": (7, 0)}, pos=(820, row + 140)),
             Node(base + 3, "HieraFash_GradientGuidedEdit", title,
-                 edit_defaults(attribute=attribute, steps=20, cfg=4.0, seed=10 + k, latent_mask="cover"),
+                 edit_defaults(**{"attribute": attribute, **start}, steps=20, cfg=4.0, seed=10 + k,
+                               latent_mask="cover"),
                  {"model": (1, 0), "positive": (base + 1, 0), "negative": (base + 6, 0), "source": source,
-                  "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0)}, pos=(1260, row)),
+                  "mask": (base + 2, 0), "control_net": (1, 3), "pose_image": (6, 0), **init}, pos=(1260, row)),
             Node(base + 4, "VAEDecode", f"{title}: decode", {}, {"samples": (base + 3, 0), "vae": (1, 2)},
                  pos=(1700, row)),
             Node(base + 7, "ImageCompositeMasked", f"{title}: pasted into the image before it",

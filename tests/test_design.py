@@ -176,6 +176,45 @@ def test_pasted_edits_composite_each_edit_into_the_image_before_it():
 
 
 # -- preservation figures -------------------------------------------------------------------------------
+def test_a_sleeve_hint_starts_sleeve_edits_from_the_painted_image_below_the_papers_start():
+    from hierafash_core.design.graph import build_design_graph
+    from hierafash_core.editing import SLEEVE_HINT_START_T
+
+    edits = [
+        Edit.parse("sleeve length=Long Sleeve"),
+        Edit.parse("collar=V-Neck"),
+        Edit.parse("sleeve length=Sleeveless"),
+    ]
+    spec = DesignSpec(photo="p.png", edits=edits, edit_paste=True, sleeve_hint=True)
+    api = build_design_graph(spec).api()
+    kinds = ("HieraFash_GradientGuidedEdit", "HieraFash_SleeveHint", "ImageCompositeMasked", "HieraFash_PoseToCanvas")
+    of = {kind: [k for k, n in api.items() if n["class_type"] == kind] for kind in kinds}
+    edit_nodes, hints, pastes = (
+        of["HieraFash_GradientGuidedEdit"],
+        of["HieraFash_SleeveHint"],
+        of["ImageCompositeMasked"],
+    )
+    assert [api[h]["inputs"]["sleeve_length"] for h in hints] == ["Long Sleeve", "Sleeveless"]
+    # the second sleeve edit paints the image after the collar edit, on the canvas' keypoints
+    assert api[hints[1]]["inputs"]["image"] == [pastes[1], 0]
+    assert {api[h]["inputs"]["pose_keypoint"][0] for h in hints} == set(of["HieraFash_PoseToCanvas"])
+    for e, hinted in zip(edit_nodes, (True, False, True), strict=True):
+        inputs = api[e]["inputs"]
+        if hinted:
+            encoder = api[inputs["init"][0]]
+            assert encoder["class_type"] == "VAEEncode" and encoder["inputs"]["pixels"][0] in hints
+            assert (inputs["attribute"], inputs["start_timestep"]) == ("custom timestep", SLEEVE_HINT_START_T)
+        else:
+            assert "init" not in inputs and inputs["attribute"].startswith("A4 collar")
+    plain = build_design_graph(DesignSpec(photo="p.png", edits=edits)).api()
+    assert not any(n["class_type"] == "HieraFash_SleeveHint" for n in plain.values())
+    free = [Edit.parse("sleeve length=cap sleeves", allow_free_text=True)]
+    with pytest.raises(ValueError, match=r"edit 1: sleeve length 'cap sleeves' is free text.*--no-sleeve-hint"):
+        DesignSpec(photo="p.png", edits=free, sleeve_hint=True, allow_free_text=True)
+    with pytest.raises(ValueError, match=r"sleeve_hint='on': give true or false"):
+        DesignSpec(photo="p.png", edits=edits, sleeve_hint="on")
+
+
 def test_outside_cells_leave_a_margin_around_faint_mask_edges():
     mask = np.zeros((64, 48), dtype=np.float32)
     mask[20:30, 10:20] = 1.0  # cells rows 2-3, cols 1-2
@@ -389,11 +428,11 @@ def test_design_on_the_built_in_model_takes_its_size_and_settings(tmp_path, monk
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--steps", "7"]) == 0
     assert (seen["width"], seen["height"], seen["steps"], seen["cfg"]) == (128, 192, 7, 4.0)
     assert seen["edit_negative"] == "source" and "gradient_path" not in seen  # the clean estimate, the default
-    assert (seen["edit_resample"], seen["edit_paste"]) == (1, True)
+    assert (seen["edit_resample"], seen["edit_paste"], seen["sleeve_hint"]) == (1, True, True)
     assert main(["design", "--pose", str(pose), "--checkpoint", "built-in", "--edit-negative", "text",
-                 "--edit-resample", "2", "--no-edit-paste"]) == 0  # fmt: skip
+                 "--edit-resample", "2", "--no-edit-paste", "--no-sleeve-hint"]) == 0  # fmt: skip
     assert seen["edit_negative"] == "text"  # the command line wins over the model's default
-    assert (seen["edit_resample"], seen["edit_paste"]) == (2, False)
+    assert (seen["edit_resample"], seen["edit_paste"], seen["sleeve_hint"]) == (2, False, False)
 
 
 def _design_beside_a_photo(tmp_path: Path) -> Path:

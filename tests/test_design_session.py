@@ -291,6 +291,10 @@ def test_demo_runs_on_the_built_in_mini_designer(tmp_path, mini_test_designer, c
         assert negative["class_type"] == "ConditioningCombine"
         assert api[negative["inputs"]["conditioning_1"][0]]["class_type"] == "HieraFash_ConceptEncode"
     assert all(e["inputs"]["control_net"][0] == next(k for k, v in api.items() if v is loaders[0]) for e in edits)
+    # the sleeve edit starts from the painted sleeve (SleeveHint -> VAEEncode -> init), the others from the source
+    encoder = api[edits[0]["inputs"]["init"][0]]
+    assert api[encoder["inputs"]["pixels"][0]]["class_type"] == "HieraFash_SleeveHint"
+    assert [("init" in e["inputs"]) for e in edits] == [True, False, False, False]
     for name in ("draft.png", "edit4_hem.png"):
         assert Image.open(out / name).size == (128, 192), name
     for stage in record["stages"][2:]:

@@ -12,7 +12,8 @@ answers them without running them again):
    every edit's ParseMask region, so a region the photo cannot give fails before any sampling;
 1. draft: ConceptEncode + AttributeEncode -> StagedKSampler (pose ControlNet optional) -> image, latent;
 k+1. edit k: AttributeEncode (the attributes so far) -> GradientGuidedEdit on the previous latent,
-   inside edit k's mask -> image, latent.
+   inside edit k's mask -> image, latent. With ``sleeve_hint``, a sleeve-length edit starts from
+   SleeveHint's painting of the previous image (VAEEncode -> the edit's init) at a lower timestep.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..editing.layout import SLEEVE_HINT_START_T
 from ..editing.starts import ATTRIBUTE_START_T
 from ..taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Field
 from .spec import DesignSpec, Edit
@@ -260,16 +262,24 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
             edit_negative = g.add("ConditioningCombine", f"Edit {k} source design (negative)", stage, grp,
                                   conditioning_1=[concepts, 0], conditioning_2=[source_attrs, 0])  # fmt: skip
         edit_pose = {"control_net": control, "pose_image": [canvas, 1]} if control else {}
+        start = {"attribute": edit_choice(edit.field), "start_timestep": 751}
+        if spec.sleeve_hint and edit.key == "sleeve_length":
+            # the asked sleeve painted on from the pose, encoded as where the region starts, and a lower
+            # start so that its layout survives (docs/editing.md)
+            hint = g.add("HieraFash_SleeveHint", f"Edit {k} sleeve painted on", stage, grp, image=[image, 0],
+                         pose_keypoint=[canvas, 0], sleeve_length=edit.value, person_index=0)  # fmt: skip
+            encoded = g.add("VAEEncode", f"Edit {k} sleeve hint as a latent", stage, grp, pixels=[hint, 0], vae=vae)
+            start = {"attribute": "custom timestep", "start_timestep": SLEEVE_HINT_START_T, "init": [encoded, 0]}
         edited = g.add("HieraFash_GradientGuidedEdit", f"Edit {k}: {edit.describe()}", stage, grp,
                        model=model, positive=[positive, 0], negative=[edit_negative, 0],
-                       source=[source, 0], mask=[mask, 0], attribute=edit_choice(edit.field),
-                       start_timestep=751, start_step=8, steps=spec.steps, cfg=spec.cfg, sampler=spec.edit_sampler,
+                       source=[source, 0], mask=[mask, 0], start_step=8, steps=spec.steps, cfg=spec.cfg,
+                       sampler=spec.edit_sampler,
                        scheduler=spec.scheduler, seed=spec.seed + k, mode=spec.edit_mode, guidance_weight=1.0,
                        guidance_start=0.0, guidance_end=spec.guidance_end, gradient_path=spec.gradient_path,
                        guidance_iterations=1, start_method="noise", inversion_refinements=0,
                        control_strength=spec.pose_strength, resample=spec.edit_resample, resample_share=0.5,
                        latent_mask="cover" if spec.edit_paste else "average",
-                       **edit_pose)  # fmt: skip
+                       **start, **edit_pose)  # fmt: skip
         decoded = g.add("VAEDecode", f"Decode edit {k}", stage, grp, samples=[edited, 0], vae=vae)
         if spec.edit_paste:
             # the edit inside its region, the image before it everywhere else (pixel-exact there)

@@ -33,6 +33,7 @@ import yaml
 
 from ..prompt import HierarchicalPrompt
 from ..schedule import PromptSchedule
+from ..synth.details import SLEEVE_END
 from ..taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Field, Level, get_field, normalize_value
 from .canvas import FITS, check_canvas
 
@@ -175,6 +176,9 @@ class DesignSpec:
     # Each edit frees every latent cell its region touches (latent_mask "cover"), and its decoded image
     # is pasted into the previous image inside the region (ImageCompositeMasked): exact outside it.
     edit_paste: bool = False
+    # Sleeve-length edits start from the draft with the asked sleeve painted on from the pose (SleeveHint
+    # -> VAEEncode -> GradientGuidedEdit's init), at t = SLEEVE_HINT_START_T instead of the paper's 831.
+    sleeve_hint: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -236,13 +240,21 @@ class DesignSpec:
             raise ValueError(
                 f"edit_resample={self.edit_resample!r}: give a whole number of passes per step from 1 (off) to 20"
             )
-        if not isinstance(self.edit_paste, bool):
-            raise ValueError(f"edit_paste={self.edit_paste!r}: give true or false")
+        for name in ("edit_paste", "sleeve_hint"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}: give true or false")
         if self.edit_negative not in EDIT_NEGATIVES:
             raise ValueError(
                 f"edit_negative={self.edit_negative!r}: use text (the negative prompt) or source (the design "
                 "before the edit)"
             )
+        if self.sleeve_hint:
+            for k, edit in enumerate(self.edits, start=1):
+                if edit.key == "sleeve_length" and edit.value not in SLEEVE_END:
+                    raise ValueError(
+                        f"edit {k}: sleeve length {edit.value!r} is free text, and sleeve_hint paints only "
+                        f"{', '.join(SLEEVE_END)}; pick one of those, or turn the hint off (--no-sleeve-hint)"
+                    )
         if self.mini:
             if (self.width, self.height) != MINI_SIZE:
                 raise ValueError(
