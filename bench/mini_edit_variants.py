@@ -51,6 +51,8 @@ class Variant:
     cfg: float = 4.0
     late: float | None = None  # resampling begins this share of the way in (None: at the start)
     start_t: int | None = None  # start timestep instead of the attribute's own (t = 991 - 80 j)
+    layout: bool = False  # start from the draft with the asked sleeve painted on (sleeve length only)
+    hint_only: bool = False  # judge the painted draft itself, no model (how good the hint is)
 
 
 SEED_STRIDE = 7919  # seeds of one edit's repeats: idx[0] + SEED_STRIDE * k
@@ -75,6 +77,14 @@ VARIANTS = {
     "cover, pasted, source negative, resample 5, start 911": Variant(passes=5, start_t=911),
     "cover, pasted, source negative, resample 5, start 991": Variant(passes=5, start_t=991),
     "cover, pasted, source negative, resample 10, start 911": Variant(passes=10, start_t=911),
+    # the asked sleeve painted onto the arms first (editing.layout), then redrawn from lower noise
+    "painted sleeve alone, no model": Variant(layout=True, hint_only=True),
+    "cover, pasted, source negative, painted": Variant(layout=True),
+    "cover, pasted, source negative, painted, start 751": Variant(layout=True, start_t=751),
+    "cover, pasted, source negative, painted, start 671": Variant(layout=True, start_t=671),
+    "cover, pasted, source negative, painted, start 591": Variant(layout=True, start_t=591),
+    "cover, pasted, source negative, painted, start 501": Variant(layout=True, start_t=501),
+    "cover, pasted, source negative, painted, start 421": Variant(layout=True, start_t=421),
 }
 
 
@@ -117,6 +127,7 @@ def main() -> int:
     variants = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only}
 
     from hierafash_core.editing import EditConfig, latent_mask, paste_back, resolve_start, run_edit
+    from hierafash_core.editing.layout import paint_sleeves
     from hierafash_core.evaluation.metrics import mean, psnr_outside
     from hierafash_core.masks import region_mask
     from hierafash_core.mini.pipeline import normal_sigmas
@@ -151,7 +162,13 @@ def main() -> int:
             negative = [c.prompt for c in group] if source_negative else ""
             return designer.denoiser([c.edited_prompt for c in group], pose, cfg=cfg, negative=negative)
 
+        painted = init = None
+        if attribute == "sleeve_length" and any(v.layout for v in variants.values()):
+            painted = paint_sleeves(shown, keypoints[idx], [c.target for c in group])
+            init = designer.encode_images(painted)
         for name, v in variants.items():
+            if v.layout and painted is None:
+                continue  # the painted hint is for sleeves
             mask = masks[v.reach]
             kind = late_resampling(v.late) if v.late is not None else EditConfig
             edit = kind(mode="both", start_method="noise", resample=v.passes)
@@ -164,8 +181,12 @@ def main() -> int:
                 noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(seed))
                 t0 = time.perf_counter()
                 with torch.no_grad():
-                    out = run_edit(denoiser(v.source_negative, v.cfg), run_sigmas, src, lmask, noise, edit, seed=seed)
-                    edited = designer.decode(out.latent)
+                    if v.hint_only:
+                        edited = painted
+                    else:
+                        out = run_edit(denoiser(v.source_negative, v.cfg), run_sigmas, src, lmask, noise, edit,
+                                       seed=seed, init=init if v.layout else None)  # fmt: skip
+                        edited = designer.decode(out.latent)
                 if v.paste:
                     edited = paste_back(shown, edited, mask)
                 seconds += time.perf_counter() - t0

@@ -225,7 +225,7 @@ def test_small_evaluation_runs_end_to_end(mini_test_designer, tmp_path, capsys):
     )
     table = (out / "table.md").read_text()
     assert (
-        table.count("\n| pack: ") == len(PACK_METHODS) == 10
+        table.count("\n| pack: ") == len(PACK_METHODS) == 12
         and "| SDEdit, no mask |" in table
         and "| released code: noise once" in table
     )

@@ -47,6 +47,8 @@ class PackMethod:
         resample: passes per step in the first half of the edit (1 = none; see ``EditConfig``).
         paste: a covering latent mask (``latent_mask(cover=True)``), the decoded edit pasted back
             into the draft inside the pixel mask (``paste_back``).
+        hint: sleeve-length edits start from the decoded source with the asked sleeve painted on
+            (``editing.layout.paint_sleeves``, encoded as ``run_edit``'s init) at ``SLEEVE_HINT_START_T``.
     """
 
     mode: str
@@ -55,12 +57,15 @@ class PackMethod:
     negative: str = "text"
     resample: int = 1
     paste: bool = False
+    hint: bool = False
 
 
 # Guidance through the model acts in the first half of the edit, as docs/editing.md advises for outlines.
 SOURCE_NEGATIVE = "pack: both, noise start, source caption as negative"
+PASTED = "pack: both, noise start, source negative, covering mask, pasted"
+HINTED = "pack: both, noise start, source negative, covering mask, pasted, sleeves painted first (mini designer)"
 RESAMPLED = "pack: both, noise start, source negative, resampled x5"
-PASTED = "pack: both, noise start, source negative, resampled x5, covering mask, pasted"
+PASTED_RESAMPLED = "pack: both, noise start, source negative, resampled x5, covering mask, pasted"
 PACK_METHODS = {
     "pack: blend, noise start": PackMethod("blend", "noise", None),
     "pack: blend, inverted start": PackMethod("blend", "ddim inversion", None),
@@ -71,13 +76,17 @@ PACK_METHODS = {
     "pack: both, noise start, guided through the model": PackMethod("both", "noise", "through the model"),
     # the source's caption differs from the edit's only in the edited attribute (bench/mini_edit_probe.py)
     SOURCE_NEGATIVE: PackMethod("both", "noise", "clean estimate", negative="source"),
-    # resampling lets the redrawn region and the kept rest agree before each next step; a covering
-    # mask frees thin regions (arms) from the first step, and pasting keeps every pixel outside.
-    # TODO(evidence: bench/mini_edit_variants.py --cases 300 --seeds 4: one pass 64% / 91%, five 65% / 89%
-    # on sleeve / clothing length): the mini designer's default is now one pass, covering mask, pasted; add
-    # that method, draw the contact sheet with it, and rerun the README's table.
+    # a covering mask frees thin regions (arms) from the first step, and pasting keeps every pixel
+    # outside (one pass). Resampling (RePaint) lets the redrawn region
+    # and the kept rest agree before each next step; on 240 edits per length it gained nothing
+    # (bench/mini_edit_variants.py --cases 300 --seeds 4: one pass 64% / 91%, five 65% / 89% on sleeve /
+    # clothing length), so it stays here as the comparison.
+    PASTED: PackMethod("both", "noise", "clean estimate", negative="source", paste=True),
+    # the asked sleeve painted on from the pose first, then redrawn from a lower start (editing.layout):
+    # the mini designer's default edit; the other attributes run as PASTED
+    HINTED: PackMethod("both", "noise", "clean estimate", negative="source", paste=True, hint=True),
     RESAMPLED: PackMethod("both", "noise", "clean estimate", negative="source", resample=5),
-    PASTED: PackMethod("both", "noise", "clean estimate", negative="source", resample=5, paste=True),
+    PASTED_RESAMPLED: PackMethod("both", "noise", "clean estimate", negative="source", resample=5, paste=True),
 }
 SDEDIT = "SDEdit, no mask"
 RELEASED = "released code: noise once, then blend"
@@ -177,7 +186,15 @@ def edit_latents(
     designer, cases: list[Case], sources: torch.Tensor, masks: torch.Tensor, method: str, config: EvalConfig
 ):
     """Edited latents (N, 4, h, w) of ``cases`` by ``method`` (see :data:`METHODS`)."""
-    from ..editing import EditConfig, GuidanceConfig, latent_mask, resolve_start, run_edit
+    from ..editing import (
+        SLEEVE_HINT_START_T,
+        EditConfig,
+        GuidanceConfig,
+        latent_mask,
+        paint_sleeves,
+        resolve_start,
+        run_edit,
+    )
     from ..mini.pipeline import normal_sigmas
 
     full = normal_sigmas(config.steps, designer.sigma_table).to(designer.device)
@@ -192,7 +209,14 @@ def edit_latents(
             pack = PACK_METHODS.get(method)
             negative = [c.prompt for c in group] if pack is not None and pack.negative == "source" else ""
             denoise = designer.denoiser([c.edited_prompt for c in group], pose, cfg=config.cfg, negative=negative)
-            start = resolve_start(full, designer.sigma_table, attribute=attribute)
+            init = None
+            if pack is not None and pack.hint and attribute == "sleeve_length":
+                keypoints = torch.from_numpy(np.stack([c.keypoints for c in group])).float()
+                painted = paint_sleeves(designer.decode(src), keypoints, [c.target for c in group])
+                init = designer.encode_images(painted)
+                start = resolve_start(full, designer.sigma_table, timestep=SLEEVE_HINT_START_T)
+            else:
+                start = resolve_start(full, designer.sigma_table, attribute=attribute)
             sigmas = full[start.step :]
             g = torch.Generator().manual_seed(config.seed * 7 + part[0])
             noise = torch.randn(src.shape, generator=g).to(src)
@@ -206,7 +230,7 @@ def edit_latents(
                 if pack.path == "through the model":
                     guidance = GuidanceConfig(path=pack.path, end=0.5)
                 edit = EditConfig(mode=pack.mode, start_method=pack.start, guidance=guidance, resample=pack.resample)
-                result = run_edit(denoise, sigmas, src, lmask, noise, edit, seed=config.seed).latent
+                result = run_edit(denoise, sigmas, src, lmask, noise, edit, seed=config.seed, init=init).latent
             out[part] = result
     return out
 

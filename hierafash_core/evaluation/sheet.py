@@ -19,7 +19,7 @@ from ..editing import paste_back
 from ..masks import region_mask
 from ..synth.labels import distinct_values, drawn_as
 from .cases import Case
-from .run import PACK_METHODS, PASTED, EvalConfig, draft_latents, edit_latents
+from .run import HINTED, PACK_METHODS, EvalConfig, draft_latents, edit_latents
 
 CHAIN = ("sleeve_length", "clothing_length", "collar", "hem")
 SHORT = {"sleeve_length": "sleeves", "clothing_length": "length", "collar": "collar", "hem": "hem"}
@@ -49,7 +49,7 @@ def _far_value(attribute: str, current: str) -> str:
 
 
 def design_sheet(designer, draft_cases: list[Case], chain_cases: list[Case], config: EvalConfig,
-                 method: str = PASTED, panel_width: int = 128) -> Image.Image:  # fmt: skip
+                 method: str = HINTED, panel_width: int = 128) -> Image.Image:  # fmt: skip
     """Drafts of ``draft_cases`` in one row, then an edit chain per ``chain_cases`` row (each edit
     starts from the previous edit's latent; with a pasting method the image shown after each edit
     is the previous image with the new edit pasted in inside its mask, as a ComfyUI graph would
