@@ -10,7 +10,10 @@ start, cfg 4 unless named, built up step by step:
 - ``cover``: every latent cell the region touches free from the first step (``latent_mask`` cover);
 - ``pasted``: the decoded edit pasted into the draft inside the pixel mask (``paste_back``);
 - ``resample r``: r passes per step over the first half of the edit;
-- ``start t``: the edit starts at timestep t instead of the attribute's own (t = 991 - 80 j).
+- ``start t``: the edit starts at timestep t instead of the attribute's own (t = 991 - 80 j);
+- ``painted``: sleeve edits only: the region starts from the draft with the asked sleeve painted on
+  from the pose (``editing.layout.paint_sleeves`` as ``run_edit``'s init); ``painted sleeve alone``
+  judges that painting itself, no model.
 
 Figures: the share of edits the evaluation's judge reads as the asked value, the share it reads as
 the draft's old value, the share whose palette family and pattern it reads as on the draft (a
@@ -20,7 +23,8 @@ came up most often.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_variants.py [--cases 160] [--seeds 1] [--model DIR]
 
-About 21 minutes on 2 cores at 160 cases and one seed; ``--only NAME ...`` runs some of the
+About 21 minutes on 2 cores at 160 cases and one seed before the painted rows, which add six rows of
+32 sleeve edits at about 0.4 s each; ``--only NAME ...`` runs some of the
 variants, ``--attributes`` one of the two lengths (needs the built model; trains the evaluation's
 judge first if it is not cached). One seed of 32 edits is noisy: the same edit with four start
 noises read 55-73% of 60 sleeve edits as asked (5 passes; one pass 58-72%), so compare variants

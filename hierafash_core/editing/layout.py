@@ -9,7 +9,8 @@ mid-length: halfway down the forearm). The hint paints each arm from the shoulde
 in the sleeve's colour and from there to the wrist in skin colour, both colours read from the
 image itself; the edit then starts from the painted image (``run_edit(init=...)``) at a noise
 level low enough for the layout to survive, and the model redraws the detail (folds, cuffs,
-pattern, outline).
+pattern, outline). On the mini designer that took the sleeve edit from 64% to 74% of 240 edits read
+as asked, against 78% for the painting alone (docs/editing.md).
 
 Shapes are tapered capsules along shoulder -> elbow -> wrist in body units u (the torso length,
 see :mod:`..masks.geometry`), with the synthetic croquis' arm widths.
@@ -182,7 +183,7 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
         _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u)
         # the bare arm and the hands (the band cleared them too)
         bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
-            _disc(h.a, HAND_PAINT_RADIUS * u) for h in hands
+            _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
         ]
         sleeve = np.zeros((h, w), dtype=np.float32)
         if end is not None:  # each sleeve cut square at its end (a capsule's round cap would run past it)
