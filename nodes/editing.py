@@ -372,6 +372,10 @@ class GradientGuidedEdit(io.ComfyNode):
                     f"init: given with start_method={start_method!r}; an init is noised to the start level, so "
                     "use start_method 'noise', or disconnect init to invert the source"
                 )
+            if "noise_mask" in init:
+                log.info("init: its noise_mask is ignored; the mask input decides where init is used")
+            if not torch.count_nonzero(init_samples):
+                log.warning("init: the latent is all zeros (an empty latent?); the region starts from noise only")
         if "noise_mask" in source:
             log.info("source: its noise_mask is ignored; the mask input decides where the edit acts")
         config = EditConfig(

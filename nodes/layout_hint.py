@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 
-import torch
 from comfy_api.latest import io
 
 from ..hierafash_core.editing.layout import SLEEVE_HINT_START_T, paint_sleeves
-from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint
+from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint, select_person
 from ..hierafash_core.synth.details import SLEEVE_END
 from .convert import check_inputs, image_to_comfy, image_to_core
 from .pose import PoseKeypoint
@@ -70,22 +69,8 @@ class SleeveHint(io.ComfyNode):
         images = image_to_core(image)  # (B, C, H, W)
         b, c, h, w = images.shape
         rgb = images[:, :3] if c >= 3 else images.expand(-1, 3, -1, -1)  # RGBA's alpha dropped, gray repeated
-        frames = people_from_pose_keypoint(pose_keypoint, (h, w))
-        if len(frames) not in (1, b):
-            raise ValueError(
-                f"pose_keypoint: {len(frames)} frames for {b} images; give one frame for all of them, or one each"
-            )
-        keypoints = []
-        for i in range(b):
-            f = i if len(frames) == b else 0
-            people = frames[f]
-            if person_index >= len(people):
-                raise ValueError(
-                    f"person_index={person_index}: frame {f} of pose_keypoint has {len(people)} people; "
-                    f"use 0 to {max(len(people) - 1, 0)}, or a pose with a person in it"
-                )
-            keypoints.append(people[person_index])
-        painted = paint_sleeves(rgb, torch.stack(keypoints), [sleeve_length] * b)
+        keypoints = select_person(people_from_pose_keypoint(pose_keypoint, (h, w)), person_index, batch=b)
+        painted = paint_sleeves(rgb, keypoints, [sleeve_length] * b)
         log.info("SleeveHint: %d image(s), sleeves painted as %s", b, sleeve_length)
         return io.NodeOutput(image_to_comfy(painted))
 

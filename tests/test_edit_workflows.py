@@ -13,6 +13,7 @@ checked and run in tests/test_design_session.py.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,24 @@ def client(comfy_server) -> ComfyClient:
 @pytest.fixture(scope="module")
 def object_info(client) -> dict:
     return client.object_info()
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_shipped_files_are_the_scripts_output(name):
+    """Both files are what scripts/build_edit_workflows.py writes today (a changed default reaches them)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_edit_workflows", REPO / "scripts" / "build_edit_workflows.py")
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(script)
+    finally:
+        del sys.modules[spec.name]
+    nodes = {"hierafash_edit_chain": script.edit_chain, "hierafash_mini_design": script.mini_design}[name]()
+    stale = "stale: run .venv/bin/python scripts/build_edit_workflows.py"
+    assert script.to_api(nodes) == api_twin(name), stale
+    assert script.to_ui(nodes) == ui_file(name), stale
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)

@@ -50,7 +50,7 @@ def arm_point(kp: np.ndarray, arm: tuple[int, int, int], level: float) -> np.nda
     return s + (e - s) * level if level <= 1 else e + (w - e) * (level - 1)
 
 
-@pytest.mark.parametrize("pose", ["front", "hand_on_hip"])
+@pytest.mark.parametrize("pose", ["front", "hand_on_hip", "photo_camera"])
 @pytest.mark.parametrize(
     ("before", "after"),
     [
@@ -123,12 +123,18 @@ def test_run_edit_starts_from_init_inside_the_mask_and_keeps_the_source_outside(
     sigmas = torch.tensor([1.0, 0.5, 0.0])
     plain = run_edit(_toy_denoiser, sigmas, source, mask, noise)
     hinted = run_edit(_toy_denoiser, sigmas, source, mask, noise, init=init)
-    assert torch.equal(hinted.start_latent, init + noise)
+    assert torch.equal(hinted.start_latent, torch.where(mask > 0, init, source) + noise)
     assert torch.equal(hinted.latent[mask.expand_as(source) == 0], source[mask.expand_as(source) == 0])
     inside = mask.expand_as(source) == 1
     assert not torch.allclose(hinted.latent[inside], plain.latent[inside])
     same = run_edit(_toy_denoiser, sigmas, source, mask, noise, init=source.clone())
     assert torch.equal(same.latent, plain.latent)
+    # a soft mask's cells start from init too, held to it until released, not reset to the source
+    soft = mask * 0.5
+    soft_plain = run_edit(_toy_denoiser, sigmas, source, soft, noise)
+    soft_hinted = run_edit(_toy_denoiser, sigmas, source, soft, noise, init=init)
+    assert (soft_hinted.latent - soft_plain.latent)[inside].abs().mean() > 0.1
+    assert torch.equal(soft_hinted.latent[mask.expand_as(source) == 0], source[mask.expand_as(source) == 0])
 
 
 def test_run_edit_init_is_refused_with_inversion_and_with_another_shape():
@@ -156,5 +162,47 @@ def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy
     expected = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], ["Short Sleeve"])
     assert painted.shape == (1, SIZE[1], SIZE[0], 3)
     assert (painted.permute(0, 3, 1, 2) - expected).abs().max().item() < 2 / 255  # keypoints round-trip JSON
-    with pytest.raises(ValueError, match=r"person_index=1: frame 0 of pose_keypoint has 1 people; use 0 to 0"):
+    with pytest.raises(ValueError, match=r"person_index=1: image 0 has 1 person \(0 is the largest\)"):
         node.execute(image=image, pose_keypoint=pose, sleeve_length="Short Sleeve", person_index=1)
+
+
+@pytest.mark.parametrize("pose", ["photo_camera", "hand_to_hair"])  # elbows bent by more than 90 degrees
+@pytest.mark.parametrize("after", ["Elbow-length Sleeve", "Mid-length Sleeve"])
+def test_a_forearm_folded_back_does_not_cut_the_upper_arms_sleeve_away(pose, after):
+    source, kp = drawing("Sleeveless", pose)
+    painted = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], [after])[0].numpy()
+    cloth, skin = np.array(LOOK.garment) / 255, np.array(LOOK.skin) / 255
+    for arm in ARMS:
+        for level in np.arange(0.15, 0.85, 0.1):  # the upper arm: sleeve for both lengths
+            x, y = np.round(arm_point(kp, arm, level)).astype(int)
+            colour = painted[:, y, x]
+            assert np.linalg.norm(colour - cloth) < np.linalg.norm(colour - skin), (pose, after, arm, level, colour)
+
+
+def test_the_sleeve_colour_is_read_beside_an_arm_that_crosses_the_chest():
+    """photo_camera holds one forearm across the chest: the bodice colour must not be the sleeve's or skin's."""
+    source, kp = drawing("Long Sleeve", "photo_camera")
+    look_sleeve = np.array(LOOK.garment) / 255
+    image = as_batch(source.image)
+    painted = paint_sleeves(image, torch.from_numpy(kp).float()[None], ["Elbow-length Sleeve"])[0].numpy()
+    x, y = np.round(arm_point(kp, ARMS[0], 0.5)).astype(int)
+    assert np.abs(painted[:, y, x] - look_sleeve).max() < 0.05  # the dress's own colour
+
+
+def test_no_shoulder_is_an_error_and_one_missing_shoulder_a_warning(caplog):
+    source, kp = drawing("Long Sleeve")
+    image = as_batch(source.image)
+    no_left = kp.copy()
+    no_left[5, 2] = 0  # left shoulder unseen
+    with caplog.at_level("WARNING", logger="hierafash_core.editing.layout"):
+        painted = paint_sleeves(image, torch.from_numpy(no_left).float()[None], ["Short Sleeve"])
+    assert "no left shoulder in the keypoints; that arm is left as it is" in caplog.text
+    assert (painted - image).abs().max() > 0.1  # the right arm was painted
+    neither = kp.copy()
+    neither[[2, 5], 2] = 0
+    with pytest.raises(ValueError, match=r"keypoints: image 0 has neither shoulder .* edit without the hint"):
+        paint_sleeves(image, torch.from_numpy(neither).float()[None], ["Short Sleeve"])
+    with pytest.raises(ValueError, match=r"keypoints: image 0 has no measurable body"):
+        paint_sleeves(image, torch.zeros(1, 18, 3), ["Short Sleeve"])
+    with pytest.raises(ValueError, match=r"images: expected a \(B, 3, H, W\) RGB tensor"):
+        paint_sleeves(source.image, torch.from_numpy(kp).float()[None], ["Short Sleeve"])

@@ -160,6 +160,16 @@ def _fields_inputs(fields: tuple[Field, ...], values: dict[str, str]) -> dict[st
     return menus
 
 
+def sleeve_hinted(spec: DesignSpec, edit: Edit) -> bool:
+    """Whether this edit starts from SleeveHint's painting (``--sleeve-hint``, sleeve-length edits)."""
+    return spec.sleeve_hint and edit.key == "sleeve_length"
+
+
+def edit_start_t(spec: DesignSpec, edit: Edit) -> int:
+    """The timestep an edit of the session starts at: the attribute's own, or the hinted sleeve's."""
+    return SLEEVE_HINT_START_T if sleeve_hinted(spec, edit) else ATTRIBUTE_START_T[edit.key]
+
+
 def build_design_graph(spec: DesignSpec) -> DesignGraph:
     """The session's graph: pose and masks, the draft, then one GradientGuidedEdit per edit (see module doc)."""
     g = DesignGraph(spec)
@@ -263,7 +273,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
                                   conditioning_1=[concepts, 0], conditioning_2=[source_attrs, 0])  # fmt: skip
         edit_pose = {"control_net": control, "pose_image": [canvas, 1]} if control else {}
         start = {"attribute": edit_choice(edit.field), "start_timestep": 751}
-        if spec.sleeve_hint and edit.key == "sleeve_length":
+        if sleeve_hinted(spec, edit):
             # the asked sleeve painted on from the pose, encoded as where the region starts, and a lower
             # start so that its layout survives (docs/editing.md)
             hint = g.add("HieraFash_SleeveHint", f"Edit {k} sleeve painted on", stage, grp, image=[image, 0],

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..api_client import ComfyAPIError, ComfyClient, PromptFailed, PromptRejected
-from ..editing.starts import ATTRIBUTE_START_T
 from ..queue import run_workflow
 from ..schedule import PromptSchedule
-from .graph import DesignGraph, Stage, build_design_graph
+from .graph import DesignGraph, Stage, build_design_graph, edit_start_t
 from .metrics import BOUND_BLEND, load_latent, load_mask, load_rgb, preservation, union_outside
 from .sheet import Panel, contact_sheet
 from .spec import DesignSpec
@@ -72,17 +71,13 @@ def stage_captions(spec: DesignSpec, stage: Stage) -> list[dict[str, Any]]:
     schedule = PromptSchedule.parse(spec.schedule)
     k = int(stage.key[4:]) if stage.edit is not None else 0
     design = StagedDesign(spec.edit_prompt(k), schedule)
-    start = _edit_start_t(stage) if stage.edit is not None else None
+    start = edit_start_t(spec, stage.edit) if stage.edit is not None else None
     out = []
     for window, caption in design.stage_captions():
         if start is not None and window.t_low > start:
             continue
         out.append({"t": [window.t_high, window.t_low], "fields": window.n_fields, "caption": caption})
     return out
-
-
-def _edit_start_t(stage: Stage) -> int:
-    return ATTRIBUTE_START_T[stage.edit.key]
 
 
 def _one_line(text: str) -> str:
@@ -212,7 +207,7 @@ def _start_stage(spec: DesignSpec, stage: Stage, record: dict) -> dict[str, Any]
         entry["captions"] = stage_captions(spec, stage)
     if stage.edit is not None:
         entry["edit"] = {"attribute": stage.edit.field.label, "code": stage.edit.field.code,
-                         "value": stage.edit.value, "start_timestep": _edit_start_t(stage),
+                         "value": stage.edit.value, "start_timestep": edit_start_t(spec, stage.edit),
                          "mask": stage.mask_file}  # fmt: skip
     record["stages"].append(entry)
     return entry

@@ -253,7 +253,8 @@ class DesignSpec:
                 if edit.key == "sleeve_length" and edit.value not in SLEEVE_END:
                     raise ValueError(
                         f"edit {k}: sleeve length {edit.value!r} is free text, and sleeve_hint paints only "
-                        f"{', '.join(SLEEVE_END)}; pick one of those, or turn the hint off (--no-sleeve-hint)"
+                        f"{', '.join(SLEEVE_END)}; pick one of those, or turn the hint off (--no-sleeve-hint, or "
+                        "sleeve_hint: false in a design file; it is on by default for the built-in mini designer)"
                     )
         if self.mini:
             if (self.width, self.height) != MINI_SIZE:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..masks.geometry import Body
+from ..masks.geometry import Body, MissingKeypointsError
 from ..masks.sdf import Capsule, Grid, ramp, shapes_sdf
 from ..synth.body import ARM_HW
 from ..synth.details import SLEEVE_END
@@ -47,6 +47,8 @@ HAND_PAINT_RADIUS = 0.06  # the hand painted back after clearing (u)
 FACE_RADIUS = 0.05  # a disc over the face around the nose (u)
 SHIN_RADIUS = 0.05  # a disc halfway down each shin (u)
 CHEST_DOWN, CHEST_RADIUS = 0.35, 0.08  # the bodice below the neck (u), whose colour a sleeve takes
+MIN_CHEST_PIXELS = 12  # chest pixels free of the arms needed to read the bodice's colour there
+NOT_SKIN = 0.1  # RGB distance (0-1 scale) from the skin colour below which a chest pixel is skin
 
 
 def sleeve_end_level(value: str) -> float | None:
@@ -138,11 +140,17 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
         ``CLEAR_MARGIN`` u around them.
 
     Raises:
-        ValueError: a value is not a sleeve length, the counts differ, or a body cannot be measured.
+        ValueError: a value is not a sleeve length, the counts differ, a body cannot be measured, or
+            an image's pose has neither shoulder. A missing shoulder leaves its arm as it is, and
+            arms outside the image leave it unpainted (both logged as warnings).
     """
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images: expected (B, 3, H, W) RGB, got shape {tuple(images.shape)}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images: expected a (B, 3, H, W) RGB tensor in [0, 1], got {got}")
     b, _, h, w = images.shape
+    if h < 1 or w < 1:
+        raise ValueError(f"images: {w} x {h} pixels; give images of at least one pixel")
+    keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
     if tuple(keypoints.shape) != (b, 18, 3):
         raise ValueError(f"keypoints: expected ({b}, 18, 3) OpenPose-18 points, got {tuple(keypoints.shape)}")
     if len(sleeve_length) != b:
@@ -150,9 +158,28 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
     ends = [sleeve_end_level(v) for v in sleeve_length]
     out = images.detach().float().cpu().numpy().copy()
     for i in range(b):
-        body = Body.from_keypoints(keypoints[i], (h, w), image_index=i)
+        try:
+            body = Body.from_keypoints(keypoints[i], (h, w), image_index=i)
+        except MissingKeypointsError:
+            raise ValueError(
+                f"keypoints: image {i} has no measurable body (it needs both shoulders, or the neck and a hip, "
+                "at confidence 0.3 or more); use a pose that shows the upper body"
+            ) from None
         u = body.unit
-        arms = [a for a in (body.arm("right"), body.arm("left")) if a is not None]
+        arms = []
+        for side in ("right", "left"):
+            arm = body.arm(side)
+            if arm is None:
+                log.warning("image %d: no %s shoulder in the keypoints; that arm is left as it is", i, side)
+            else:
+                arms.append(arm)
+        if not arms:
+            raise ValueError(
+                f"keypoints: image {i} has neither shoulder (confidence below 0.3), so there is no arm to paint a "
+                "sleeve on; use a pose that shows the shoulders, or edit without the hint"
+            )
+        if body.notes:
+            log.info("image %d: %s", i, "; ".join(dict.fromkeys(body.notes)))
         image = out[i]
         # skin: the hands beyond the wrists, the face and the shins, where a pixel is skin-coloured
         hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
@@ -170,29 +197,50 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
         if skin is None:  # nothing skin-coloured where skin should be: take those places as they are
             log.info("image %d: no skin-coloured pixel at the hands, shins or face; using their median colour", i)
             skin = _median(image, places)
-        # the sleeve's colour: the bodice's (the upper arm is often covered by hair, or bare)
+        # the band cleared before painting: wider than any sleeve, so no edge of the old one is left
+        band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
+        # the sleeve's colour: the bodice's (the upper arm is often covered by hair, or bare), read
+        # where no arm crosses the chest and the neckline's skin does not show, from a wider disc
+        # when those cover most of the small one
         chest = tuple(body.neck + body.down * CHEST_DOWN * u)
-        cloth = _median(image, _coverage([_disc(chest, CHEST_RADIUS * u)], (h, w)))
-        if skin is None or cloth is None:
-            log.info("image %d: no arm, hand or chest to read colours from; arms left as they are", i)
+        free = 1.0 - band
+        if skin is not None:
+            free = free * (np.linalg.norm(image - skin[:, None, None], axis=0) > NOT_SKIN)
+        cloth = None
+        for radius in (CHEST_RADIUS, 2 * CHEST_RADIUS, 4 * CHEST_RADIUS):
+            where = _coverage([_disc(chest, radius * u)], (h, w)) * free
+            if (where > 0.5).sum() >= MIN_CHEST_PIXELS:
+                cloth = _median(image, where)
+                break
+        if cloth is None:  # a bare or skin-coloured chest: take it as it is
+            cloth = _median(image, _coverage([_disc(chest, CHEST_RADIUS * u)], (h, w)))
+        if skin is None or cloth is None or not (band > 0.5).any():
+            log.warning(
+                "image %d: the arms, hands and chest lie outside the image (or cover no pixel); nothing painted", i
+            )
             continue
         end = ends[i]
-        # clear the old sleeve first: a band wider than any sleeve, filled from what surrounds it
-        # (background or bodice), so no edge of the old sleeve is left beside the new arm
-        band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
+        # clear the old sleeve, filled from what surrounds it (background or bodice)
         _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u)
         # the bare arm and the hands (the band cleared them too)
         bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
             _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
         ]
         sleeve = np.zeros((h, w), dtype=np.float32)
-        if end is not None:  # each sleeve cut square at its end (a capsule's round cap would run past it)
+        if end is not None:
             for arm in arms:
+                # cut square at its end (a capsule's round cap would run past it): only the segment
+                # that holds the end, since a forearm folded back puts the upper arm beyond the line
                 cut = _before(arm, end, (h, w))
-                np.maximum(sleeve, _coverage(_arm_capsules(arm, u, 0.0, end, SLEEVE_MARGIN), (h, w)) * cut, out=sleeve)
+                if end > 1:
+                    whole = _coverage(_arm_capsules(arm, u, 0.0, 1.0, SLEEVE_MARGIN), (h, w))
+                    last = _coverage(_arm_capsules(arm, u, 1.0, end, SLEEVE_MARGIN), (h, w)) * cut
+                else:
+                    whole, last = 0.0, _coverage(_arm_capsules(arm, u, 0.0, end, SLEEVE_MARGIN), (h, w)) * cut
+                np.maximum(sleeve, np.maximum(whole, last), out=sleeve)
         for alpha, colour in ((_coverage(bare, (h, w)), skin), (sleeve, cloth)):
             alpha = alpha[None]
             image *= 1 - alpha
             image += alpha * colour[:, None, None]
-        log.debug("image %d: sleeves painted to level %s", i, end)
+        log.debug("image %d: %d arm(s) painted, sleeve to level %s, skin %s, cloth %s", i, len(arms), end, skin, cloth)
     return torch.from_numpy(out).to(images.device, images.dtype).clamp(0, 1)

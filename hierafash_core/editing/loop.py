@@ -164,8 +164,9 @@ def run_edit(
         noise: (B, C, h, w) standard Gaussian noise for the noise start and the blend references.
         config: mode, start method, step rule, guidance.
         seed: seeds the ancestral step rule's fresh noise.
-        init: (B, C, h, w) what the noise start noises instead of ``source`` (a layout hint, see
-            :mod:`.layout`); the rest is still kept from ``source``. Noise start only.
+        init: (B, C, h, w) what the noise start noises instead of ``source`` wherever ``mask > 0``
+            (a layout hint, see :mod:`.layout`); cells not yet released are held to it, cells with
+            ``m == 0`` to ``source`` as always. Noise start only.
         callback: ``callback(done, total)`` after every model step (inversion included).
         preview: ``preview(i, x, D)`` after every edit step (host previews).
 
@@ -174,7 +175,8 @@ def run_edit(
 
     Steps:
         1. Start: x_0 = z0_src + sigma_0 * n (noise), or the DDIM inversion of z0_src to sigma_0.
-           The blend reference at level i is z0_src + sigma_i * n, or the inversion's x_i.
+           The blend reference at level i is z0_src + sigma_i * n, or the inversion's x_i. With
+           ``init``, z0_src is replaced by init wherever the mask is above 0.
         2. For each step i (sigma_i -> sigma_{i+1}):
            a. the clean estimate D; where guidance acts, x and D after the guidance update;
            b. the step rule moves x to sigma_{i+1};
@@ -219,11 +221,15 @@ def run_edit(
             return trajectory[i]
 
     else:
+        # With init, every cell the mask touches starts from it and, until the cell is released, is
+        # held to it (not to the source) noised to the level: otherwise a cell of a soft mask would be
+        # reset to the source at the first blend and the init kept only where m == 1.
+        base = source if init is None else torch.where(mask > 0, init, source)
 
         def reference(i: int) -> torch.Tensor:
-            return source + noise * values[i] if values[i] > 0 else source
+            return base + noise * values[i] if values[i] > 0 else base
 
-    x = reference(0) if init is None else init + noise * values[0]
+    x = reference(0)
     start_latent = x
     keep = 1.0 - mask
     stepper = make_stepper(config.sampler, seed)
