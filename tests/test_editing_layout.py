@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hierafash_core.editing import EditConfig, run_edit
-from hierafash_core.editing.layout import CLEAR_MARGIN, paint_sleeves, sleeve_end_level
+from hierafash_core.editing.layout import CLEAR_MARGIN, SLEEVE_MARGIN, paint_sleeves, sleeve_end_level
 from hierafash_core.synth import Look, render
 from hierafash_core.synth.body import ARM_HW
 from hierafash_core.synth.labels import LABEL
@@ -206,3 +206,38 @@ def test_no_shoulder_is_an_error_and_one_missing_shoulder_a_warning(caplog):
         paint_sleeves(image, torch.zeros(1, 18, 3), ["Short Sleeve"])
     with pytest.raises(ValueError, match=r"images: expected a \(B, 3, H, W\) RGB tensor"):
         paint_sleeves(source.image, torch.from_numpy(kp).float()[None], ["Short Sleeve"])
+
+
+def _beside_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Distance from ``p`` to the segment a-b when ``p`` lies beside it (projects inside it), else inf."""
+    t = np.dot(p - a, b - a) / max(np.dot(b - a, b - a), 1e-9)
+    return float(np.hypot(*(p - (a + t * (b - a))))) if 0 <= t <= 1 else np.inf
+
+
+@pytest.mark.parametrize("pose", ["front", "hand_on_hip", "photo_camera"])
+@pytest.mark.parametrize("after", ["Short Sleeve", "Elbow-length Sleeve", "Mid-length Sleeve"])
+def test_the_sleeve_ends_where_its_length_says_within_a_pixel_or_two(pose, after):
+    """No round cap runs past the end (the upper arm's cap at the elbow lengthened elbow-length sleeves)."""
+    source, kp = drawing("Long Sleeve", pose)
+    target, _ = drawing(after, pose)  # where a bent arm's upper sleeve lies beside the forearm, it says so
+    painted = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], [after])[0].numpy()
+    cloth, skin = np.array(LOOK.garment) / 255, np.array(LOOK.skin) / 255
+    end = sleeve_end_level(after)
+    u = float(np.hypot(*((kp[8, :2] + kp[11, :2]) / 2 - kp[1, :2])))
+    checked = 0
+    for arm in ARMS:
+        s, e, w = (kp[i, :2] for i in arm)
+        seg = np.hypot(*(e - s)) if end <= 1 else np.hypot(*(w - e))
+        for offset_px in (-2.5, 2.5, 5.0):
+            point = arm_point(kp, arm, end + offset_px / seg)
+            if end > 1 and _beside_segment(point, s, e) < (ARM_HW[1] + SLEEVE_MARGIN) * u + 1:
+                continue  # a sharply bent elbow: the upper arm's sleeve lies right beside the forearm here
+            x, y = np.round(point).astype(int)
+            label = target.parse[y, x]
+            if label not in (LABEL["skin"], LABEL["sleeves"]):
+                continue
+            want, other = (skin, cloth) if label == LABEL["skin"] else (cloth, skin)
+            colour = painted[:, y, x]
+            assert np.linalg.norm(colour - want) < np.linalg.norm(colour - other), (pose, after, arm, offset_px)
+            checked += 1
+    assert checked >= 2

@@ -229,11 +229,13 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
         sleeve = np.zeros((h, w), dtype=np.float32)
         if end is not None:
             for arm in arms:
-                # cut square at its end (a capsule's round cap would run past it): only the segment
-                # that holds the end, since a forearm folded back puts the upper arm beyond the line
+                # cut square at its end (a capsule's round cap would run past it), each segment across
+                # its own direction: a forearm folded back puts the upper arm beyond the forearm's line,
+                # and the upper arm's round cap at the elbow would lengthen an elbow-length sleeve
                 cut = _before(arm, end, (h, w))
                 if end > 1:
-                    whole = _coverage(_arm_capsules(arm, u, 0.0, 1.0, SLEEVE_MARGIN), (h, w))
+                    upper = _coverage(_arm_capsules(arm, u, 0.0, 1.0, SLEEVE_MARGIN), (h, w))
+                    whole = upper * _before(arm, 1.0, (h, w))  # the forearm piece's round start fills the joint
                     last = _coverage(_arm_capsules(arm, u, 1.0, end, SLEEVE_MARGIN), (h, w)) * cut
                 else:
                     whole, last = 0.0, _coverage(_arm_capsules(arm, u, 0.0, end, SLEEVE_MARGIN), (h, w)) * cut
