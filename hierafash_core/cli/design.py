@@ -30,7 +30,7 @@ DEMO_STEPS = 8
 # --cases 300 --seeds 4) one pass read 64% of sleeve and 91% of length edits as asked, five 65% / 89%, at
 # three times the time and with less of the region's colour kept (docs/mini-designer.md).
 # Sleeve-length edits start from the asked sleeve painted on from the pose (--sleeve-hint), lower down: on
-# 60 edits x 4 seeds about 75% read as asked against 64% without (bench/mini_edit_variants.py,
+# 60 edits x 4 seeds 74% read as asked against 64% without (bench/mini_edit_variants.py,
 # docs/mini-designer.md).
 MINI_DEMO = {"steps": 20, "cfg": 4.0, "edit_negative": "source", "edit_resample": 1, "edit_paste": True,
              "sleeve_hint": True}  # fmt: skip

@@ -10,7 +10,7 @@ in the sleeve's colour and from there to the wrist in skin colour, both colours 
 image itself; the edit then starts from the painted image (``run_edit(init=...)``) at a noise
 level low enough for the layout to survive, and the model redraws the detail (folds, cuffs,
 pattern, outline). On the mini designer that took the sleeve edit from 64% to 74% of 240 edits read
-as asked, against 78% for the painting alone (docs/editing.md).
+as asked, against 83% for the painting alone (docs/editing.md).
 
 Shapes are tapered capsules along shoulder -> elbow -> wrist in body units u (the torso length,
 see :mod:`..masks.geometry`), with the synthetic croquis' arm widths.
@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 SLEEVE_MARGIN = 0.03  # a sleeve stands this far (u) off the arm on each side
 # Where a hinted sleeve edit starts (0-999): low enough that the painted layout survives, high enough
 # that the model redraws it, and below t = 800, so the sleeve-length word is in the staged caption
-# throughout. bench/mini_edit_variants.py --cases 300 --seeds 4 on the mini designer: the edit read
-# 72% of 240 sleeve edits as asked from t = 591, 75% from 501 and from 421 (64% unpainted from 831).
+# throughout. bench/mini_edit_variants.py --cases 300 --seeds 4 on the mini designer, with the painter
+# before its review: 72% of 240 sleeve edits read as asked from t = 591, 75% from 501 and from 421
+# (64% unpainted from 831); with this painter, 74% from 501.
 SLEEVE_HINT_START_T = 501
 CLEAR_MARGIN = 0.09  # the band cleared around the arm before painting: past a puffed sleeve's edge (u)
 CLEAR_RADIUS = 0.1  # how far around the band its fill looks (u)
