@@ -241,3 +241,14 @@ def test_the_sleeve_ends_where_its_length_says_within_a_pixel_or_two(pose, after
             assert np.linalg.norm(colour - want) < np.linalg.norm(colour - other), (pose, after, arm, offset_px)
             checked += 1
     assert checked >= 2
+
+
+def test_keypoints_far_outside_the_image_paint_nothing_and_say_so(caplog):
+    source, kp = drawing("Long Sleeve")
+    image = as_batch(source.image)
+    far = kp.copy()
+    far[:, :2] *= 1e30  # keypoints of some other scale: overflowed once
+    with caplog.at_level("WARNING", logger="hierafash_core.editing.layout"):
+        painted = paint_sleeves(image, torch.from_numpy(far).float()[None], ["Short Sleeve"])
+    assert torch.equal(painted, image)
+    assert "the pose lies far outside this 128 x 192 image" in caplog.text

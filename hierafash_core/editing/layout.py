@@ -52,6 +52,7 @@ SHIN_RADIUS = 0.05  # a disc halfway down each shin (u)
 # colour of the torso between the armpits and the waist, and measure it on the variants bench.
 CHEST_DOWN, CHEST_RADIUS = 0.35, 0.08  # the bodice below the neck (u), whose colour a sleeve takes
 MIN_CHEST_PIXELS = 12  # chest pixels free of the arms needed to read the bodice's colour there
+FAR_OUTSIDE = 4  # image sizes from the centre beyond which an arm is too far out to paint
 NOT_SKIN = 0.1  # RGB distance (0-1 scale) from the skin colour below which a chest pixel is skin
 
 
@@ -184,6 +185,11 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
             )
         if body.notes:
             log.info("image %d: %s", i, "; ".join(dict.fromkeys(body.notes)))
+        far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
+        if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
+            log.warning("image %d: the pose lies far outside this %d x %d image (body size %.3g px); nothing "
+                        "painted: check that the keypoints are in this image's pixels", i, w, h, u)  # fmt: skip
+            continue
         image = out[i]
         # skin: the hands beyond the wrists, the face and the shins, where a pixel is skin-coloured
         hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
