@@ -27,7 +27,6 @@ from ..hierafash_core.editing import (
     StartMethod,
     release_mask,
     resolve_start,
-    run_edit,
 )
 from ..hierafash_core.editing import latent_mask as to_latent_grid  # the widget of that name wins
 from ..hierafash_core.editing.layout import SLEEVE_HINT_START_T
@@ -37,11 +36,10 @@ from .convert import (
     check_conditioning,
     check_inputs,
     check_latent,
-    image_to_comfy,
     mask_to_core,
     model_expects,
-    pose_hint,
 )
+from .edit_sampling import apply_pose_control, check_model_sampling, edit_sampler_function
 from .model_grad import grad_ready_conditioning, grad_ready_model
 
 log = logging.getLogger(__name__)
@@ -51,35 +49,6 @@ CUSTOM_TIMESTEP = "custom timestep"
 CUSTOM_STEP = "custom step"
 # "A1 clothing length (t=911)" ... "A5 hem (t=591)" -> field key; the strings are saved in workflows.
 ATTRIBUTE_CHOICES = {f"{f.code} {f.label} (t={ATTRIBUTE_START_T[f.key]})": f.key for f in ATTRIBUTE_FIELDS}
-
-
-def _model_sampling(model):
-    import comfy.model_sampling
-
-    sampling = model.get_model_object("model_sampling")
-    if not isinstance(sampling, comfy.model_sampling.EPS) or not hasattr(sampling, "sigmas"):
-        raise ValueError(
-            f"model: its sampling ({type(sampling).__name__}) is not an epsilon/v-prediction diffusion model; "
-            "GradientGuidedEdit supports SD1.x, SD2.x and SDXL-type models, not flow-matching ones"
-        )
-    return sampling
-
-
-def _apply_pose_control(positive, negative, control_net, pose_image, strength):
-    if (control_net is None) != (pose_image is None):
-        missing = "pose_image" if pose_image is None else "control_net"
-        raise ValueError(
-            f"{missing}: the pose ControlNet needs both control_net and pose_image; connect {missing} or "
-            "disconnect the other"
-        )
-    if control_net is None or strength == 0:
-        return positive, negative
-    import nodes as comfy_nodes  # ComfyUI's built-in nodes (this pack's own package is imported relatively)
-
-    hint = image_to_comfy(pose_hint(pose_image, "pose_image"))  # checked, 3 channels, back to BHWC
-    return comfy_nodes.ControlNetApplyAdvanced().apply_controlnet(
-        positive, negative, control_net, hint, strength, 0.0, 1.0
-    )
 
 
 class GradientGuidedEdit(io.ComfyNode):
@@ -400,7 +369,7 @@ class GradientGuidedEdit(io.ComfyNode):
         )  # (B, 1, h, w)
         if not torch.count_nonzero(samples):
             log.warning("source: the latent is all zeros (an empty latent?); the edit fills the mask from noise only")
-        sampling = _model_sampling(model)
+        sampling = check_model_sampling(model)
         if scheduler not in comfy.samplers.SCHEDULER_NAMES:
             names = ", ".join(comfy.samplers.SCHEDULER_NAMES)
             raise ValueError(f"scheduler={scheduler!r} is unknown; use one of {names}")
@@ -448,7 +417,7 @@ class GradientGuidedEdit(io.ComfyNode):
                 "so the model would predict almost nothing there; AttributeEncode's windows begin below t=900: "
                 "combine ConceptEncode's concepts with the attributes (ConditioningCombine), or start lower"
             )
-        positive, negative = _apply_pose_control(positive, negative, control_net, pose_image, control_strength)
+        positive, negative = apply_pose_control(positive, negative, control_net, pose_image, control_strength)
         work_model = model
         if config.mode.guides and config.guidance.path is GradientPath.THROUGH_MODEL and config.guidance.weight > 0:
             work_model = grad_ready_model(model)
@@ -460,7 +429,7 @@ class GradientGuidedEdit(io.ComfyNode):
         source_in = model.model.process_latent_in(samples.float())
         init_in = None if init_samples is None else model.model.process_latent_in(init_samples)
         sampler_obj = comfy.samplers.KSAMPLER(
-            _edit_sampler_function(config, source_in, edit_mask, noise, seed, work_model, len(sigmas) - 1, init_in)
+            edit_sampler_function(config, source_in, edit_mask, noise, seed, work_model, len(sigmas) - 1, init_in)
         )
         edited = comfy.sample.sample_custom(
             work_model, noise, cfg, sampler_obj, sigmas, positive, negative, samples, disable_pbar=True, seed=seed
@@ -480,48 +449,6 @@ def _scheduler_names() -> list[str]:
     import comfy.samplers
 
     return list(comfy.samplers.SCHEDULER_NAMES)
-
-
-def _edit_sampler_function(config, source_in, edit_mask, noise, seed, model, steps, init_in=None):
-    """A k-diffusion style sampler function that runs :func:`run_edit` on ComfyUI's denoiser."""
-    import comfy.model_management
-    import comfy.utils
-    import latent_preview
-
-    total = config.model_calls(steps)
-    pbar = comfy.utils.ProgressBar(total)
-    previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
-    pending = {}
-
-    def on_preview(i, x, denoised):
-        if previewer is not None:
-            pending["image"] = previewer.decode_latent_to_preview_image("JPEG", denoised)
-
-    def on_progress(done, total_):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        pbar.update_absolute(done, total_, pending.pop("image", None))
-
-    def sample(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
-        extra = extra_args or {}
-
-        def denoise(latent, sigma):
-            return model_k(latent, sigma, **extra)
-
-        result = run_edit(
-            denoise,
-            sigmas,
-            source_in.to(x.device, x.dtype),
-            edit_mask.to(x.device, x.dtype),
-            noise.to(x.device, x.dtype),
-            config,
-            seed=seed,
-            init=None if init_in is None else init_in.to(x.device, x.dtype),
-            callback=on_progress,
-            preview=on_preview,
-        )
-        return result.latent
-
-    return sample
 
 
 NODES = [GradientGuidedEdit]

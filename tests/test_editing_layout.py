@@ -7,27 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from synth_look import LOOK
 
 from hierafash_core.editing import EditConfig, run_edit
 from hierafash_core.editing.layout import CLEAR_MARGIN, SLEEVE_MARGIN, paint_sleeves, sleeve_end_level
-from hierafash_core.synth import Look, render
+from hierafash_core.synth import render
 from hierafash_core.synth.body import ARM_HW
 from hierafash_core.synth.labels import LABEL
 from hierafash_core.synth.pose_bank import POSES_BY_NAME, place
 
 SIZE = (128, 192)
-LOOK = Look(
-    garment=(40, 118, 222),
-    pattern_colour=(244, 244, 240),
-    trim=(28, 84, 160),
-    companion=(244, 244, 240),
-    shoes=(30, 30, 34),
-    skin=(224, 178, 140),
-    hair=(64, 42, 30),
-    background=(244, 242, 238),
-    silhouette="a-line",
-    hair_style="bob",
-)
 ARMS = ((2, 3, 4), (5, 6, 7))  # OpenPose-18 shoulder, elbow, wrist
 
 

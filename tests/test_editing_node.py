@@ -254,12 +254,12 @@ def test_bad_inputs_say_what_to_fix(comfy, change, message):
 
 
 def test_pose_control_needs_both_inputs(comfy):
-    module = sys.modules[comfy.node_classes[NODE].__module__]
+    module = sys.modules[comfy.node_classes[NODE].__module__.rsplit(".", 1)[0] + ".edit_sampling"]
     pose = torch.zeros(1, SIZE, SIZE, 3)
     with pytest.raises(ValueError, match="control_net: the pose ControlNet needs both control_net and pose_image"):
-        module._apply_pose_control([], [], None, pose, 1.0)
+        module.apply_pose_control([], [], None, pose, 1.0)
     with pytest.raises(ValueError, match="pose_image: the pose ControlNet needs both"):
-        module._apply_pose_control([], [], object(), None, 1.0)
+        module.apply_pose_control([], [], object(), None, 1.0)
 
 
 def test_mask_of_another_size_is_resized_and_logged(comfy, caplog):

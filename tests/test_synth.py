@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synth_look import LOOK
 
 from hierafash_core.cli import main as cli_main
 from hierafash_core.prompt import HierarchicalPrompt
 from hierafash_core.synth import (
     PARSE_LABELS,
-    Look,
     SynthConfig,
     distinct_values,
     keypoints_from_openpose,
@@ -30,18 +30,6 @@ from hierafash_core.synth.pose_bank import POSE_BANK, POSES_BY_NAME, jitter, mir
 from hierafash_core.taxonomy import FIELD_KEYS, get_field, normalize_value
 
 SIZE = (128, 192)
-LOOK = Look(
-    garment=(40, 118, 222),
-    pattern_colour=(244, 244, 240),
-    trim=(28, 84, 160),
-    companion=(244, 244, 240),
-    shoes=(30, 30, 34),
-    skin=(224, 178, 140),
-    hair=(64, 42, 30),
-    background=(244, 242, 238),
-    silhouette="a-line",
-    hair_style="bob",
-)
 FRONT = place(POSES_BY_NAME["front"].keypoints, SIZE)
 
 
