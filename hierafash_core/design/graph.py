@@ -279,7 +279,7 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
             hint = g.add("HieraFash_SleeveHint", f"Edit {k} sleeve painted on", stage, grp, image=[image, 0],
                          pose_keypoint=[canvas, 0], sleeve_length=edit.value, person_index=0)  # fmt: skip
             encoded = g.add("VAEEncode", f"Edit {k} sleeve hint as a latent", stage, grp, pixels=[hint, 0], vae=vae)
-            start = {"attribute": "custom timestep", "start_timestep": SLEEVE_HINT_START_T, "init": [encoded, 0]}
+            start = {"attribute": "custom timestep", "start_timestep": edit_start_t(spec, edit), "init": [encoded, 0]}
         edited = g.add("HieraFash_GradientGuidedEdit", f"Edit {k}: {edit.describe()}", stage, grp,
                        model=model, positive=[positive, 0], negative=[edit_negative, 0],
                        source=[source, 0], mask=[mask, 0], start_step=8, steps=spec.steps, cfg=spec.cfg,

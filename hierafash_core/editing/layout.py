@@ -72,15 +72,94 @@ def _arm_point(arm: tuple[np.ndarray, np.ndarray, np.ndarray], level: float) -> 
     return s + (e - s) * level if level <= 1 else e + (w - e) * (level - 1)
 
 
+def _pieces(lo: float, hi: float) -> list[tuple[float, float]]:
+    """Arm levels ``lo`` to ``hi`` split at the elbow: one straight piece per arm segment."""
+    stops = [lo] + [k for k in (1.0,) if lo < k < hi] + [hi]
+    return list(zip(stops, stops[1:], strict=False))
+
+
+def _capsule(arm, u: float, a: float, b: float, margin: float) -> Capsule:
+    """The arm from level ``a`` to ``b`` (one segment), half-width ARM_HW + ``margin`` (u)."""
+    ra = (float(np.interp(a, (0, 1, 2), ARM_HW)) + margin) * u
+    rb = (float(np.interp(b, (0, 1, 2), ARM_HW)) + margin) * u
+    return Capsule(tuple(_arm_point(arm, a)), tuple(_arm_point(arm, b)), ra, rb)
+
+
 def _arm_capsules(arm, u: float, lo: float, hi: float, margin: float) -> list[Capsule]:
     """Capsules covering the arm from level ``lo`` to ``hi``, half-width ARM_HW + ``margin`` (u)."""
-    stops = [lo] + [k for k in (1.0,) if lo < k < hi] + [hi]
-    out = []
-    for a, b in zip(stops, stops[1:], strict=False):
-        ra = (float(np.interp(a, (0, 1, 2), ARM_HW)) + margin) * u
-        rb = (float(np.interp(b, (0, 1, 2), ARM_HW)) + margin) * u
-        out.append(Capsule(tuple(_arm_point(arm, a)), tuple(_arm_point(arm, b)), ra, rb))
-    return out
+    return [_capsule(arm, u, a, b, margin) for a, b in _pieces(lo, hi)]
+
+
+def _sleeve_alpha(arms: list, u: float, end: float | None, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) in [0, 1]: the sleeves from the shoulders to arm level ``end`` (None: sleeveless, zeros).
+
+    Each piece is cut square across its own segment at its far end (a capsule's round cap would run
+    past it): a forearm folded back puts the upper arm beyond the forearm's line, and the upper arm's
+    round cap at the elbow would lengthen an elbow-length sleeve; the forearm piece's round start
+    fills the joint.
+    """
+    alpha = np.zeros(size, dtype=np.float32)
+    for arm in arms if end is not None else ():
+        for a, b in _pieces(0.0, end):
+            piece = _coverage([_capsule(arm, u, a, b, SLEEVE_MARGIN)], size) * _before(arm, b, size)
+            np.maximum(alpha, piece, out=alpha)
+    return alpha
+
+
+def _skin_colour(image: np.ndarray, body: Body, hands: list[Capsule], index: int) -> np.ndarray | None:
+    """The median skin-coloured pixel at the hands beyond the wrists, the face and the shins (bare
+    under most dresses and skirts); those places as they are when none of them is skin-coloured."""
+    u, size = body.unit, image.shape[1:]
+    shapes = list(hands)
+    nose = body.p("nose")
+    if nose is not None:
+        shapes.append(_disc(nose, FACE_RADIUS * u))
+    for side in ("right", "left"):
+        knee, ankle = body.guess(f"{side}_knee"), body.guess(f"{side}_ankle")
+        if knee is not None and ankle is not None:
+            shapes.append(_disc((knee + ankle) / 2, SHIN_RADIUS * u))
+    places = _coverage(shapes, size)
+    skin = _median(image, places * _skin_like(image))
+    if skin is None:
+        log.info("image %d: no skin-coloured pixel at the hands, shins or face; using their median colour", index)
+        skin = _median(image, places)
+    return skin
+
+
+def _bodice_colour(image: np.ndarray, body: Body, band: np.ndarray, skin: np.ndarray | None) -> np.ndarray | None:
+    """The sleeve's colour: the bodice's (the upper arm is often covered by hair, or bare), read at the
+    chest where no arm crosses it (``band``) and the neckline's skin does not show, from a wider disc
+    when those cover most of the small one; the small disc as it is for a bare or skin-coloured chest."""
+    u, size = body.unit, image.shape[1:]
+    chest = body.neck + body.down * CHEST_DOWN * u
+    free = 1.0 - band
+    if skin is not None:
+        free = free * (np.linalg.norm(image - skin[:, None, None], axis=0) > NOT_SKIN)
+    discs = [_coverage([_disc(chest, k * CHEST_RADIUS * u)], size) for k in (1, 2, 4)]
+    for disc in discs:
+        where = disc * free
+        if (where > 0.5).sum() >= MIN_CHEST_PIXELS:
+            return _median(image, where)
+    return _median(image, discs[0])
+
+
+def _arms(body: Body, index: int) -> list:
+    """The arms the keypoints give, (shoulder, elbow, wrist) each; a missing shoulder is logged."""
+    arms = []
+    for side in ("right", "left"):
+        arm = body.arm(side)
+        if arm is None:
+            log.warning("image %d: no %s shoulder in the keypoints; that arm is left as it is", index, side)
+        else:
+            arms.append(arm)
+    if not arms:
+        raise ValueError(
+            f"keypoints: image {index} has neither shoulder (confidence below 0.3), so there is no arm to paint a "
+            "sleeve on; use a pose that shows the shoulders, or edit without the hint"
+        )
+    if body.notes:
+        log.info("image %d: %s", index, "; ".join(dict.fromkeys(body.notes)))
+    return arms
 
 
 def _disc(centre, radius: float) -> Capsule:
@@ -170,87 +249,31 @@ def paint_sleeves(images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: 
                 f"keypoints: image {i} has no measurable body (it needs both shoulders, or the neck and a hip, "
                 "at confidence 0.3 or more); use a pose that shows the upper body"
             ) from None
-        u = body.unit
-        arms = []
-        for side in ("right", "left"):
-            arm = body.arm(side)
-            if arm is None:
-                log.warning("image %d: no %s shoulder in the keypoints; that arm is left as it is", i, side)
-            else:
-                arms.append(arm)
-        if not arms:
-            raise ValueError(
-                f"keypoints: image {i} has neither shoulder (confidence below 0.3), so there is no arm to paint a "
-                "sleeve on; use a pose that shows the shoulders, or edit without the hint"
-            )
-        if body.notes:
-            log.info("image %d: %s", i, "; ".join(dict.fromkeys(body.notes)))
+        u, arms = body.unit, _arms(body, i)
         far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
         if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
             log.warning("image %d: the pose lies far outside this %d x %d image (body size %.3g px); nothing "
                         "painted: check that the keypoints are in this image's pixels", i, w, h, u)  # fmt: skip
             continue
         image = out[i]
-        # skin: the hands beyond the wrists, the face and the shins, where a pixel is skin-coloured
         hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
                        HAND_RADIUS * u) for _, e, wr in arms]  # fmt: skip
-        skin_shapes = list(hands)
-        nose = body.p("nose")
-        if nose is not None:
-            skin_shapes.append(_disc(nose, FACE_RADIUS * u))
-        for side in ("right", "left"):  # the shins, bare under most dresses and skirts
-            knee, ankle = body.guess(f"{side}_knee"), body.guess(f"{side}_ankle")
-            if knee is not None and ankle is not None:
-                skin_shapes.append(_disc((knee + ankle) / 2, SHIN_RADIUS * u))
-        places = _coverage(skin_shapes, (h, w))
-        skin = _median(image, places * _skin_like(image))
-        if skin is None:  # nothing skin-coloured where skin should be: take those places as they are
-            log.info("image %d: no skin-coloured pixel at the hands, shins or face; using their median colour", i)
-            skin = _median(image, places)
+        skin = _skin_colour(image, body, hands, i)
         # the band cleared before painting: wider than any sleeve, so no edge of the old one is left
         band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
-        # the sleeve's colour: the bodice's (the upper arm is often covered by hair, or bare), read
-        # where no arm crosses the chest and the neckline's skin does not show, from a wider disc
-        # when those cover most of the small one
-        chest = tuple(body.neck + body.down * CHEST_DOWN * u)
-        free = 1.0 - band
-        if skin is not None:
-            free = free * (np.linalg.norm(image - skin[:, None, None], axis=0) > NOT_SKIN)
-        cloth = None
-        for radius in (CHEST_RADIUS, 2 * CHEST_RADIUS, 4 * CHEST_RADIUS):
-            where = _coverage([_disc(chest, radius * u)], (h, w)) * free
-            if (where > 0.5).sum() >= MIN_CHEST_PIXELS:
-                cloth = _median(image, where)
-                break
-        if cloth is None:  # a bare or skin-coloured chest: take it as it is
-            cloth = _median(image, _coverage([_disc(chest, CHEST_RADIUS * u)], (h, w)))
+        cloth = _bodice_colour(image, body, band, skin)
         if skin is None or cloth is None or not (band > 0.5).any():
             log.warning(
                 "image %d: the arms, hands and chest lie outside the image (or cover no pixel); nothing painted", i
             )
             continue
         end = ends[i]
-        # clear the old sleeve, filled from what surrounds it (background or bodice)
-        _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u)
-        # the bare arm and the hands (the band cleared them too)
+        _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u)  # from the background or bodice around
+        # the bare arm and the hands (the band cleared them too), then the sleeves over them
         bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
             _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
         ]
-        sleeve = np.zeros((h, w), dtype=np.float32)
-        if end is not None:
-            for arm in arms:
-                # cut square at its end (a capsule's round cap would run past it), each segment across
-                # its own direction: a forearm folded back puts the upper arm beyond the forearm's line,
-                # and the upper arm's round cap at the elbow would lengthen an elbow-length sleeve
-                cut = _before(arm, end, (h, w))
-                if end > 1:
-                    upper = _coverage(_arm_capsules(arm, u, 0.0, 1.0, SLEEVE_MARGIN), (h, w))
-                    whole = upper * _before(arm, 1.0, (h, w))  # the forearm piece's round start fills the joint
-                    last = _coverage(_arm_capsules(arm, u, 1.0, end, SLEEVE_MARGIN), (h, w)) * cut
-                else:
-                    whole, last = 0.0, _coverage(_arm_capsules(arm, u, 0.0, end, SLEEVE_MARGIN), (h, w)) * cut
-                np.maximum(sleeve, np.maximum(whole, last), out=sleeve)
-        for alpha, colour in ((_coverage(bare, (h, w)), skin), (sleeve, cloth)):
+        for alpha, colour in ((_coverage(bare, (h, w)), skin), (_sleeve_alpha(arms, u, end, (h, w)), cloth)):
             alpha = alpha[None]
             image *= 1 - alpha
             image += alpha * colour[:, None, None]
