@@ -23,7 +23,7 @@ came up most often.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/mini_edit_variants.py [--cases 160] [--seeds 1] [--model DIR]
 
-About 21 minutes on 2 cores at 160 cases and one seed before the painted rows, which add six rows of
+About 21 minutes on 2 cores at 160 cases and one seed before the painted rows, which add seven rows of
 32 sleeve edits at about 0.4 s each; ``--only NAME ...`` runs some of the
 variants, ``--attributes`` one of the two lengths (needs the built model; trains the evaluation's
 judge first if it is not cached). One seed of 32 edits is noisy: the same edit with four start
@@ -89,6 +89,7 @@ VARIANTS = {
     "cover, pasted, source negative, painted, start 591": Variant(layout=True, start_t=591),
     "cover, pasted, source negative, painted, start 501": Variant(layout=True, start_t=501),
     "cover, pasted, source negative, painted, start 421": Variant(layout=True, start_t=421),
+    "cover, pasted, source negative, painted, start 341": Variant(layout=True, start_t=341),
 }
 
 

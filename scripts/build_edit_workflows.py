@@ -109,7 +109,7 @@ SPECS: dict[str, dict] = {
     "HieraFash_SleeveHint": {
         "inputs": [("image", "IMAGE"), ("pose_keypoint", "POSE_KEYPOINT")],
         "outputs": [("hint", "IMAGE")],
-        "widgets": ["sleeve_length", "person_index"],
+        "widgets": ["sleeve_length", "person_index", "outline"],
     },
     "VAEEncode": {"inputs": [("pixels", "IMAGE"), ("vae", "VAE")], "outputs": [("LATENT", "LATENT")], "widgets": []},
     "ImageCompositeMasked": {
@@ -318,14 +318,16 @@ def mini_design() -> list[Node]:
         fields[key] = value
         start, init = {}, {}
         if key == "sleeve_length":
+            from hierafash_core.editing.layout import OUTLINE_SHADE, SLEEVE_HINT_START_T
+
             nodes += [
                 Node(base + 8, "HieraFash_SleeveHint", f"{title}: the asked sleeve painted on",
-                     {"sleeve_length": value, "person_index": 0}, {"image": image, "pose_keypoint": (7, 0)},
+                     {"sleeve_length": value, "person_index": 0, "outline": OUTLINE_SHADE},
+                     {"image": image, "pose_keypoint": (7, 0)},
                      pos=(380, row + 330)),
                 Node(base + 9, "VAEEncode", f"{title}: painted image as the start", {},
                      {"pixels": (base + 8, 0), "vae": (1, 2)}, pos=(820, row + 450)),
             ]  # fmt: skip
-            from hierafash_core.editing.layout import SLEEVE_HINT_START_T
 
             start = {"attribute": "custom timestep", "start_timestep": SLEEVE_HINT_START_T}
             init = {"init": (base + 9, 0)}

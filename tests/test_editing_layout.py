@@ -10,7 +10,14 @@ import torch
 from synth_look import LOOK
 
 from hierafash_core.editing import EditConfig, run_edit
-from hierafash_core.editing.layout import CLEAR_MARGIN, SLEEVE_MARGIN, paint_sleeves, sleeve_end_level
+from hierafash_core.editing.layout import (
+    CLEAR_MARGIN,
+    OUTLINE_SHADE,
+    SLEEVE_MARGIN,
+    _skin_like,
+    paint_sleeves,
+    sleeve_end_level,
+)
 from hierafash_core.synth import render
 from hierafash_core.synth.body import ARM_HW
 from hierafash_core.synth.labels import LABEL
@@ -98,6 +105,38 @@ def test_bad_inputs_name_the_parameter():
         paint_sleeves(image, points[:, :17], ["Short Sleeve"])
     with pytest.raises(ValueError, match="images: expected"):
         paint_sleeves(image[:, :1], points, ["Short Sleeve"])
+    for bad in (1.5, -0.1, "0.7", True):
+        with pytest.raises(ValueError, match=rf"outline={bad!r}: give a shade from 0 \(black lines\) to 1"):
+            paint_sleeves(image, points, ["Short Sleeve"], outline=bad)
+
+
+def test_the_outline_darkens_the_painted_edges_only_and_1_draws_none():
+    source, kp = drawing("Long Sleeve")
+    image, points = as_batch(source.image), torch.from_numpy(kp).float()[None]
+    flat = paint_sleeves(image, points, ["Elbow-length Sleeve"], outline=1.0)[0]
+    lined = paint_sleeves(image, points, ["Elbow-length Sleeve"])[0]
+    ratio = lined / flat.clamp_min(1e-6)
+    darkened = (flat - lined).amax(0) > 1e-6
+    assert darkened.sum() > 60  # around both sleeves and both bare forearms
+    assert torch.allclose(ratio[:, darkened], torch.tensor(OUTLINE_SHADE), atol=1e-4)  # one shade, every channel
+    assert torch.equal(lined[:, ~darkened], flat[:, ~darkened])  # nothing else moved, nothing brightened
+    # the line crosses the arm where the sleeve ends (the sleeve's edge and the bare arm's), not halfway up it
+    for arm in ARMS:
+        for level, lined_there in ((1.05, True), (0.5, False), (1.5, False)):
+            x, y = np.round(arm_point(kp, arm, level)).astype(int)
+            near = darkened[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2].any().item()
+            assert near == lined_there, (arm, level)
+
+
+def test_skin_is_an_orange_hue_not_pink_grey_or_purple():
+    colours = {
+        "croquis light": (250, 220, 196), "croquis dark": (108, 70, 48), "tan": (224, 178, 140),
+        "purple dress blurred into a hand": (161, 133, 130), "grey": (150, 150, 150), "pink": (240, 150, 200),
+        "olive": (150, 140, 100), "white": (245, 242, 238),
+    }  # fmt: skip
+    image = np.array(list(colours.values()), dtype=np.float32).T[:, None, :] / 255  # (3, 1, N)
+    read = dict(zip(colours, _skin_like(image)[0] > 0.5, strict=True))
+    assert read == {name: name in ("croquis light", "croquis dark", "tan") for name in colours}, read
 
 
 def _toy_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -153,6 +192,13 @@ def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy
     assert (painted.permute(0, 3, 1, 2) - expected).abs().max().item() < 2 / 255  # keypoints round-trip JSON
     with pytest.raises(ValueError, match=r"person_index=1: image 0 has 1 person \(0 is the largest\)"):
         node.execute(image=image, pose_keypoint=pose, sleeve_length="Short Sleeve", person_index=1)
+    # the optional outline reaches the painter (1: none), and the default is the painter's own
+    flat = node.execute(image=image, pose_keypoint=pose, sleeve_length="Short Sleeve", person_index=0, outline=1.0)
+    flat = (flat.result[0] if hasattr(flat, "result") else flat[0]).permute(0, 3, 1, 2)
+    expected_flat = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], ["Short Sleeve"],
+                                  outline=1.0)  # fmt: skip
+    assert (flat - expected_flat).abs().max().item() < 2 / 255
+    assert (flat - painted.permute(0, 3, 1, 2)).abs().max().item() > 0.1  # the default draws the outline
 
 
 @pytest.mark.parametrize("pose", ["photo_camera", "hand_to_hair"])  # elbows bent by more than 90 degrees
@@ -176,6 +222,23 @@ def test_the_sleeve_colour_is_read_beside_an_arm_that_crosses_the_chest():
     painted = paint_sleeves(image, torch.from_numpy(kp).float()[None], ["Elbow-length Sleeve"])[0].numpy()
     x, y = np.round(arm_point(kp, ARMS[0], 0.5)).astype(int)
     assert np.abs(painted[:, y, x] - look_sleeve).max() < 0.05  # the dress's own colour
+
+
+def test_a_white_bib_on_the_chest_does_not_colour_the_sleeve():
+    """The sleeve takes the bodice's most common colour, not the colour just below the neck (a collar,
+    a bib or a neckline there covers a third of the torso at most)."""
+    source, kp = drawing("Sleeveless")
+    image = as_batch(source.image)
+    neck, hips = kp[1, :2], (kp[8, :2] + kp[11, :2]) / 2
+    u = float(np.hypot(*(hips - neck)))
+    bib = neck + (hips - neck) * 0.35
+    ys, xs = np.mgrid[0 : SIZE[1], 0 : SIZE[0]]
+    image[0, :, np.hypot(xs - bib[0], ys - bib[1]) < 0.14 * u] = 1.0  # white, over the chest
+    painted = paint_sleeves(image, torch.from_numpy(kp).float()[None], ["Elbow-length Sleeve"])[0].numpy()
+    cloth = np.array(LOOK.garment) / 255
+    for arm in ARMS:
+        x, y = np.round(arm_point(kp, arm, 0.5)).astype(int)
+        assert np.abs(painted[:, y, x] - cloth).max() < 0.05, (arm, painted[:, y, x], cloth)
 
 
 def test_no_shoulder_is_an_error_and_one_missing_shoulder_a_warning(caplog):

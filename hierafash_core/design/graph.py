@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..editing.layout import SLEEVE_HINT_START_T
+from ..editing.layout import OUTLINE_SHADE, SLEEVE_HINT_START_T
 from ..editing.starts import ATTRIBUTE_START_T
 from ..taxonomy import ATTRIBUTE_FIELDS, CONCEPT_FIELDS, Field
 from .spec import DesignSpec, Edit
@@ -277,7 +277,8 @@ def build_design_graph(spec: DesignSpec) -> DesignGraph:
             # the asked sleeve painted on from the pose, encoded as where the region starts, and a lower
             # start so that its layout survives (docs/editing.md)
             hint = g.add("HieraFash_SleeveHint", f"Edit {k} sleeve painted on", stage, grp, image=[image, 0],
-                         pose_keypoint=[canvas, 0], sleeve_length=edit.value, person_index=0)  # fmt: skip
+                         pose_keypoint=[canvas, 0], sleeve_length=edit.value, person_index=0,
+                         outline=OUTLINE_SHADE)  # fmt: skip
             encoded = g.add("VAEEncode", f"Edit {k} sleeve hint as a latent", stage, grp, pixels=[hint, 0], vae=vae)
             start = {"attribute": "custom timestep", "start_timestep": edit_start_t(spec, edit), "init": [encoded, 0]}
         edited = g.add("HieraFash_GradientGuidedEdit", f"Edit {k}: {edit.describe()}", stage, grp,
