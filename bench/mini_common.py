@@ -39,7 +39,8 @@ def load_designer(parser: argparse.ArgumentParser, args: argparse.Namespace):
 
 def held_out_drafts(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """What the edit benches start from: the model (``--model``), the evaluation's judge, ``args.cases``
-    held-out cases and their staged drafts, as ``hierafash evaluate`` draws them.
+    held-out cases (of the data set ``args.data_seed`` where a bench has that option, else the
+    evaluation's) and their staged drafts, as ``hierafash evaluate`` draws them.
 
     Returns a namespace: designer, files, judge, config (EvalConfig), cases, drafts (N, 4, h, w),
     images (N, 3, H, W) decoded drafts, keypoints (N, 18, 3) in pixels, drawings (N, 3, H, W) pose
@@ -57,7 +58,7 @@ def held_out_drafts(parser: argparse.ArgumentParser, args: argparse.Namespace):
     designer, files = load_designer(parser, args)
     judge, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
     config = EvalConfig(cases=args.cases)
-    cases = held_out_cases(args.cases)
+    cases = held_out_cases(args.cases, data_seed=getattr(args, "data_seed", 0))
     with torch.no_grad():
         drafts = draft_latents(designer, cases, config, staged=True)
         images = designer.decode(drafts)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from mini_common import add_model_options, load_designer
+from mini_common import add_model_options, held_out_drafts
 
 FIRST = {"SLEEVE_MARGIN": 0.03, "SKIN_MARGIN": 0.012, "SKIN_HUE": (-1e9, 1e9), "SKIN_SATURATION": 0.0, "outline": 1.0}
 # Module constants of hierafash_core.editing.layout that a row sets (the rest as they are); "chest"
@@ -80,18 +80,17 @@ def main() -> int:
         parser.error(f"--cases {args.cases}: from 10 to 300 (the judge trains on the records after 300)")
 
     from hierafash_core.editing import layout
-    from hierafash_core.evaluation.cases import held_out_cases
-    from hierafash_core.evaluation.classifier import ensure_classifier, pose_drawings
-    from hierafash_core.evaluation.run import EvalConfig, draft_latents
 
     started = time.perf_counter()
-    designer, files = load_designer(parser, args)
-    judge, _ = ensure_classifier(designer, files.folder / "classifier-default.safetensors")
-    cases = held_out_cases(args.cases, data_seed=args.data_seed)
-    with torch.no_grad():
-        images = designer.decode(draft_latents(designer, cases, EvalConfig(cases=args.cases), staged=True))
-    keypoints = torch.from_numpy(np.stack([c.keypoints for c in cases])).float()
-    drawings = pose_drawings(keypoints, designer.size) if judge.pose else None
+    run = held_out_drafts(parser, args)
+    designer, judge, cases, images, keypoints, drawings = (
+        run.designer,
+        run.judge,
+        run.cases,
+        run.images,
+        run.keypoints,
+        run.drawings,
+    )
     values = list(layout.SLEEVE_END)
     targets = []
     for i, case in enumerate(cases):
