@@ -120,6 +120,9 @@ def main() -> int:
         default=list(ATTRIBUTES),
         help="which edits to run (default both)",
     )
+    parser.add_argument(
+        "--data-seed", type=int, default=0, help="data set of the designs (0: the evaluation's; 1: one not tuned on)"
+    )
     add_model_options(parser)
     args = parser.parse_args()
     if not 10 <= args.cases <= 300:
