@@ -244,3 +244,18 @@ def check_conditioning(conditioning: Any, name: str, width: int | None = None) -
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
                 raise ValueError(f"{name}[{i}]: {key}={v!r} must be a finite number")
     return list(conditioning)
+
+
+def host_progress(total: int):
+    """``callback(done, total)`` for a core loop over images: ComfyUI's progress bar, and Cancel stops
+    between images."""
+    import comfy.model_management
+    import comfy.utils
+
+    bar = comfy.utils.ProgressBar(total)
+
+    def callback(done: int, total_: int) -> None:
+        bar.update_absolute(done, total_)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    return callback

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from comfy_api.latest import io
 
 from ..hierafash_core.editing.layout import OUTLINE_SHADE, SLEEVE_HINT_START_T, paint_sleeves
 from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint, select_person
 from ..hierafash_core.synth.details import SLEEVE_END
-from .convert import check_inputs, image_to_comfy, image_to_core
+from .convert import check_inputs, host_progress, image_to_comfy, image_to_core
 from .pose import PoseKeypoint
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,21 @@ class SleeveHint(io.ComfyNode):
         check_inputs(cls, locals())
         images = image_to_core(image)  # (B, C, H, W)
         b, c, h, w = images.shape
-        rgb = images[:, :3] if c >= 3 else images.expand(-1, 3, -1, -1)  # RGBA's alpha dropped, gray repeated
+        rgb = images[:, :3] if c >= 3 else images.expand(-1, 3, -1, -1)  # gray repeated
         keypoints = select_person(people_from_pose_keypoint(pose_keypoint, (h, w)), person_index, batch=b)
-        painted = paint_sleeves(rgb, keypoints, [sleeve_length] * b, outline=outline)
+        # an image the pose misses is an error here: the edit would otherwise start, lower down, from
+        # an unpainted image and the user would not know why the sleeve did not change
+        try:
+            painted = paint_sleeves(
+                rgb, keypoints, [sleeve_length] * b, outline=outline, require_painted=True, progress=host_progress(b)
+            )
+        except ValueError as error:
+            if not str(error).startswith("keypoints: "):
+                raise
+            problem = str(error).removeprefix("keypoints: ")
+            raise ValueError(f"pose_keypoint (person {person_index}): {problem}") from None
+        if c == 4:
+            painted = torch.cat([painted, images[:, 3:]], dim=1)  # the alpha channel kept as it came
         log.info("SleeveHint: %d image(s), sleeves painted as %s", b, sleeve_length)
         return io.NodeOutput(image_to_comfy(painted))
 

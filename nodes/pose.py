@@ -14,7 +14,7 @@ from ..hierafash_core.pose.detect import NoPersonFound, bundled_complexities, de
 from ..hierafash_core.pose.openpose_json import people_from_pose_keypoint, tensor_to_pose_keypoint
 from ..hierafash_core.pose.render import render_openpose
 from ..hierafash_core.taxonomy import CATEGORIES
-from .convert import check_inputs, image_to_comfy, image_to_core, mask_to_comfy, mask_to_core
+from .convert import check_inputs, host_progress, image_to_comfy, image_to_core, mask_to_comfy, mask_to_core
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class PoseDetect(io.ComfyNode):
         rgb = to_rgb(image_to_core(image))
         _, _, h, w = rgb.shape
         found = detect_people(
-            rgb, max_people=max_people, model_complexity=POSE_MODELS[model], callback=_progress(rgb.shape[0])
+            rgb, max_people=max_people, model_complexity=POSE_MODELS[model], callback=host_progress(rgb.shape[0])
         )
         for i, people in enumerate(found):
             if len(people) == 0:
@@ -258,20 +258,6 @@ POSE_MODELS = {"full": 1, "lite": 0}
 def _pose_models() -> list[str]:
     bundled = bundled_complexities()
     return [name for name, c in POSE_MODELS.items() if c in bundled] or ["full"]
-
-
-def _progress(total: int):
-    """Progress per image on ComfyUI's bar; Cancel stops between images."""
-    import comfy.model_management
-    import comfy.utils
-
-    bar = comfy.utils.ProgressBar(total)
-
-    def callback(done: int, total_: int) -> None:
-        bar.update_absolute(done, total_)
-        comfy.model_management.throw_exception_if_processing_interrupted()
-
-    return callback
 
 
 class PoseKeypointFromJSON(io.ComfyNode):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,10 @@ from synth_look import LOOK
 from hierafash_core.editing import EditConfig, run_edit
 from hierafash_core.editing.layout import (
     CLEAR_MARGIN,
+    FILL_UNIT,
     OUTLINE_SHADE,
     SLEEVE_MARGIN,
+    _fill_from_surroundings,
     _skin_like,
     paint_sleeves,
     sleeve_end_level,
@@ -27,14 +31,14 @@ SIZE = (128, 192)
 ARMS = ((2, 3, 4), (5, 6, 7))  # OpenPose-18 shoulder, elbow, wrist
 
 
-def drawing(sleeve_length: str, pose: str = "front"):
+def drawing(sleeve_length: str, pose: str = "front", size: tuple[int, int] = SIZE):
     fields = {
         "category": "Dress", "style": "Elegant", "occasion": "Party", "effect": "Tall", "feeling": "Crisp Feeling",
         "clothing_length": "Knee-length", "sleeve_length": sleeve_length, "sleeve_type": "Regular",
         "collar": "Round", "hem": "Flat",
     }  # fmt: skip
-    kp = place(POSES_BY_NAME[pose].keypoints, SIZE)
-    return render(fields, kp, LOOK), kp
+    kp = place(POSES_BY_NAME[pose].keypoints, size)
+    return render(fields, kp, LOOK, size=size), kp
 
 
 def as_batch(image: np.ndarray) -> torch.Tensor:
@@ -58,9 +62,9 @@ def arm_point(kp: np.ndarray, arm: tuple[int, int, int], level: float) -> np.nda
         ("Mid-length Sleeve", "Sleeveless"),
     ],
 )
-def test_the_painted_arm_is_skin_and_sleeve_where_a_drawing_of_the_asked_sleeve_is(before, after, pose):
-    source, kp = drawing(before, pose)
-    target, _ = drawing(after, pose)
+def test_the_painted_arm_is_skin_and_sleeve_where_a_drawing_of_the_asked_sleeve_is(before, after, pose, size=SIZE):
+    source, kp = drawing(before, pose, size)
+    target, _ = drawing(after, pose, size)
     painted = paint_sleeves(as_batch(source.image), torch.from_numpy(kp).float()[None], [after])[0]
     skin, cloth = np.array(LOOK.skin) / 255, np.array(LOOK.garment) / 255
     end = sleeve_end_level(after)
@@ -108,6 +112,26 @@ def test_bad_inputs_name_the_parameter():
     for bad in (1.5, -0.1, "0.7", True):
         with pytest.raises(ValueError, match=rf"outline={bad!r}: give a shade from 0 \(black lines\) to 1"):
             paint_sleeves(image, points, ["Short Sleeve"], outline=bad)
+    # numpy's numbers are numbers
+    half = paint_sleeves(image, points, ["Short Sleeve"], outline=np.float32(0.5))
+    assert torch.equal(half, paint_sleeves(image, points, ["Short Sleeve"], outline=0.5))
+    # None is no sleeve length (str(None) would have read as the taxonomy's "none", sleeveless), and a
+    # bare string is not one per image
+    with pytest.raises(ValueError, match=r"sleeve_length=None is not a sleeve length"):
+        paint_sleeves(image, points, [None])
+    with pytest.raises(ValueError, match=r"sleeve_length='Short Sleeve': give a list with one sleeve length per"):
+        paint_sleeves(image, points, "Short Sleeve")
+    with pytest.raises(ValueError, match=r"keypoints: expected a \(1, 18, 3\) tensor .* got NoneType"):
+        paint_sleeves(image, None, ["Short Sleeve"])
+    # images must be floats in [0, 1]: 0-255, 8-bit, [-1, 1] and NaN would come back wrecked, not refused
+    for bad, message in [
+        (image * 255, r"images: values from 16 to 244; give floats in \[0, 1\] \(8-bit data divided by 255"),
+        ((image * 255).to(torch.uint8), r"images: torch.uint8 values; give floats in \[0, 1\]"),
+        (image * 2 - 1, r"images: values from -0.875 to 0.914; .*\(x \+ 1\) / 2"),
+        (image.masked_fill(image > 0.9, float("nan")), r"images: holds NaN or infinite values"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            paint_sleeves(bad, points, ["Short Sleeve"])
 
 
 def test_the_outline_darkens_the_painted_edges_only_and_1_draws_none():
@@ -199,6 +223,22 @@ def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy
                                   outline=1.0)  # fmt: skip
     assert (flat - expected_flat).abs().max().item() < 2 / 255
     assert (flat - painted.permute(0, 3, 1, 2)).abs().max().item() > 0.1  # the default draws the outline
+    # RGBA: painted in RGB, the alpha channel handed back as it came
+    alpha = torch.linspace(0, 1, SIZE[0]).expand(1, SIZE[1], SIZE[0])[..., None]
+    rgba = node.execute(image=torch.cat([image, alpha], -1), pose_keypoint=pose, sleeve_length="Short Sleeve",
+                        person_index=0)  # fmt: skip
+    rgba = rgba.result[0] if hasattr(rgba, "result") else rgba[0]
+    assert rgba.shape == (1, SIZE[1], SIZE[0], 4)
+    assert torch.equal(rgba[..., 3:], alpha) and torch.equal(rgba[..., :3], painted)
+    # a pose that misses the image is an error naming the input, not an unpainted image passed on
+    aside = kp.copy()
+    aside[:, 0] += 3 * SIZE[0]
+    aside_pose = comfy.run(
+        {"pose": {"class_type": "HieraFash_PoseKeypointFromJSON",
+                  "inputs": {"json_text": json.dumps(openpose_json(aside, SIZE))}}}, outputs=["pose"]
+    )["pose"][0]  # fmt: skip
+    with pytest.raises(ValueError, match=r"pose_keypoint \(person 0\): image 0: the arms, hands and chest lie out"):
+        node.execute(image=image, pose_keypoint=aside_pose, sleeve_length="Short Sleeve", person_index=0)
 
 
 @pytest.mark.parametrize("pose", ["photo_camera", "hand_to_hair"])  # elbows bent by more than 90 degrees
@@ -304,3 +344,53 @@ def test_keypoints_far_outside_the_image_paint_nothing_and_say_so(caplog):
         painted = paint_sleeves(image, torch.from_numpy(far).float()[None], ["Short Sleeve"])
     assert torch.equal(painted, image)
     assert "the pose lies far outside this 128 x 192 image" in caplog.text
+    # the node asks for an error instead: its user would otherwise edit from an unpainted image unknowingly
+    with pytest.raises(ValueError, match="keypoints: image 0: the pose lies far outside this 128 x 192 image"):
+        paint_sleeves(image, torch.from_numpy(far).float()[None], ["Short Sleeve"], require_painted=True)
+    aside = kp.copy()
+    aside[:, 0] += 3 * SIZE[0]  # beside the image, not far out: the arms cover no pixel
+    with pytest.raises(ValueError, match="keypoints: image 0: the arms, hands and chest lie outside"):
+        paint_sleeves(image, torch.from_numpy(aside).float()[None], ["Short Sleeve"], require_painted=True)
+
+
+def test_progress_is_reported_after_every_image_painted_or_not():
+    source, kp = drawing("Long Sleeve")
+    image = as_batch(source.image).repeat(3, 1, 1, 1)
+    points = torch.from_numpy(kp).float()[None].repeat(3, 1, 1)
+    points[1, :, :2] *= 1e30  # the middle one is skipped with a warning, and still counted
+    seen = []
+    paint_sleeves(image, points, ["Short Sleeve"] * 3, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_large_close_up_is_painted_as_the_small_drawing_is_and_quickly():
+    """Bodies above FILL_UNIT px have the cleared band filled at that size: a 1024 x 1536 drawing (u of
+    about 460 px; 11 s at full size) reads as the small one does, pixel for pixel along the arms."""
+    size = (1024, 1536)
+    assert size[0] / 4 > FILL_UNIT  # the scaled fill is used
+    started = time.perf_counter()
+    test_the_painted_arm_is_skin_and_sleeve_where_a_drawing_of_the_asked_sleeve_is(
+        "Long Sleeve", "Short Sleeve", "front", size=size
+    )
+    test_the_painted_arm_is_skin_and_sleeve_where_a_drawing_of_the_asked_sleeve_is(
+        "Short Sleeve", "Long Sleeve", "hand_on_hip", size=size
+    )
+    assert time.perf_counter() - started < 30  # two drawings and two paintings; about 3 s here
+
+
+def test_the_fill_on_the_holes_box_is_the_fill_on_the_whole_image():
+    """The cleared band is filled on its bounding box (plus the fill's radius): at full scale that is the
+    whole image's fill, pixel for pixel, so the mini designer's figures did not move with it."""
+    source, kp = drawing("Long Sleeve", "hand_on_hip")
+    image = source.image.transpose(2, 0, 1).astype(np.float32) / 255
+    hole = np.zeros(image.shape[1:], bool)
+    hole[60:110, 20:50] = True
+    radius = 5.0
+    whole = image.copy()
+    pixels = np.ascontiguousarray((whole.transpose(1, 2, 0) * 255).round().clip(0, 255).astype(np.uint8))
+    filled = cv2.inpaint(pixels, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+    whole[:, hole] = filled.transpose(2, 0, 1)[:, hole].astype(np.float32) / 255
+    boxed = image.copy()
+    _fill_from_surroundings(boxed, hole, radius)
+    assert np.array_equal(boxed, whole)
+    assert not np.array_equal(boxed, image)

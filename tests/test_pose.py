@@ -114,13 +114,41 @@ def test_body25_single_dict_and_json_string_are_accepted():
         ("{not json", "not valid JSON"),
         ([{"persons": []}], r"\[0\]: expected a dict with a 'people' list"),
         ([{"people": [{"pose_keypoints_2d": [1.0] * 51}]}], "51 numbers; expected 18 or 25 points"),
-        ([{"people": [{"pose_keypoints_2d": ["a"] * 54}]}], "must be a list of numbers"),
-        ([{"people": [{"pose_keypoints_2d": [0.5] * 54}], "canvas_width": 0, "canvas_height": 5}], "must be positive"),
+        ([{"people": [{"pose_keypoints_2d": ["a"] * 54}]}], "must be a list of finite numbers"),
+        # an integer past float range: float() overflows (not a TypeError or ValueError)
+        (
+            '[{"people": [{"pose_keypoints_2d": [1' + "0" * 400 + ", 0.5" + ", 0.5" * 52 + "]}]}]",
+            r"\[0\].people\[0\]: pose_keypoints_2d must be a list of finite numbers",
+        ),
+        (
+            [{"people": [{"pose_keypoints_2d": [0.5] * 54}], "canvas_width": 0, "canvas_height": 5}],
+            "canvas size 0 x 5: give from 1 to 65536 pixels a side",
+        ),
+        (
+            [{"people": [{"pose_keypoints_2d": [0.5] * 54}], "canvas_width": 10**30, "canvas_height": 5}],
+            "canvas size 1000000000000000000000000000000 x 5: give from 1 to 65536",
+        ),
+        # int() would floor 1.9 to 1 and read True as 1, and nothing would be where the pose is
+        (
+            [{"people": [{"pose_keypoints_2d": [0.5] * 54}], "canvas_width": 1.9, "canvas_height": 5}],
+            r"canvas_width/canvas_height must be whole numbers of pixels, got 1.9, 5",
+        ),
+        (
+            [{"people": [{"pose_keypoints_2d": [0.5] * 54}], "canvas_width": True, "canvas_height": 5}],
+            r"canvas_width/canvas_height must be whole numbers of pixels, got True, 5",
+        ),
     ],
 )
 def test_bad_pose_keypoint_gets_a_clear_message(payload, message):
     with pytest.raises(ValueError, match=message):
         people_from_pose_keypoint(payload, (512, 512))
+
+
+def test_a_canvas_in_whole_floats_or_strings_is_read():
+    kp = standing_person()
+    for w, h in [(512.0, 704.0), ("512", "704")]:
+        frame = {"people": [{"pose_keypoints_2d": kp[0].flatten().tolist()}], "canvas_width": w, "canvas_height": h}
+        assert torch.allclose(pose_keypoint_to_tensor(frame, (704, 512)), kp)
 
 
 def test_several_people_ordered_largest_first_and_picked_by_index(caplog):

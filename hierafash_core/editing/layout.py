@@ -20,7 +20,8 @@ see :mod:`..masks.geometry`), with the synthetic croquis' arm widths.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import numbers
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -75,15 +76,22 @@ TORSO_FROM, TORSO_TO, TORSO_RADIUS = 0.3, 0.9, 0.15
 COLOUR_BINS = 8
 MIN_TORSO_PIXELS = 12  # torso pixels free of the arms and skin needed to read the bodice's colour there
 FAR_OUTSIDE = 4  # image sizes from the centre beyond which an arm is too far out to paint
+# Bodies larger than this (u, pixels) have the cleared band filled at this size and scaled back: the
+# fill is smooth, and at full size a 1024 x 1024 close-up (u = 696 px) took 53 s. The mini designer's
+# bodies (u of about 40 px) and the croquis at 512 x 768 (about 230) are below or near it.
+FILL_UNIT = 128.0
 NOT_SKIN = 0.1  # RGB distance (0-1 scale) from the skin colour below which a chest pixel is skin
+IMAGE_SLACK = 1e-3  # images may stray this far outside [0, 1] (a decoder's rounding) and are clamped
 
 
 def sleeve_end_level(value: str) -> float | None:
     """Arm level where a sleeve of this sleeve length ends (None: sleeveless)."""
-    try:
-        name = normalize_value("sleeve_length", value)
-    except ValueError:
-        name = None
+    name = None
+    if isinstance(value, str):
+        try:
+            name = normalize_value("sleeve_length", value)
+        except ValueError:
+            pass
     if name not in SLEEVE_END:
         raise ValueError(f"sleeve_length={value!r} is not a sleeve length; use one of {', '.join(SLEEVE_END)}")
     return SLEEVE_END[name]
@@ -231,14 +239,29 @@ def _before(arm, level: float, size: tuple[int, int]) -> np.ndarray:
     return np.clip(0.5 - ahead, 0.0, 1.0)
 
 
-def _fill_from_surroundings(image: np.ndarray, hole: np.ndarray, radius: float) -> None:
+def _fill_from_surroundings(image: np.ndarray, hole: np.ndarray, radius: float, scale: float = 1.0) -> None:
     """Fill ``image`` (3, H, W) in [0, 1] where ``hole`` (H, W) bool, in place, from the pixels around it
-    (OpenCV's fast-marching inpainting, Telea 2004)."""
+    (OpenCV's fast-marching inpainting, Telea 2004), on the hole's bounding box (plus the radius) and,
+    with ``scale`` < 1, at that scale: the fill is a smooth colour, and its cost grows with the hole's
+    area times the radius squared (a 1024 x 1024 close-up took 53 s at full scale)."""
     if not hole.any():
         return
-    pixels = np.ascontiguousarray((image.transpose(1, 2, 0) * 255).round().clip(0, 255).astype(np.uint8))
-    filled = cv2.inpaint(pixels, hole.astype(np.uint8), max(1.0, radius), cv2.INPAINT_TELEA)
-    image[:, hole] = filled.transpose(2, 0, 1)[:, hole].astype(np.float32) / 255
+    ys, xs = np.nonzero(hole)
+    pad = int(np.ceil(radius)) + 2
+    y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + pad + 1, hole.shape[0])
+    x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + pad + 1, hole.shape[1])
+    crop, gap = image[:, y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    pixels = np.ascontiguousarray((crop.transpose(1, 2, 0) * 255).round().clip(0, 255).astype(np.uint8))
+    if scale < 1:
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        # a small pixel the hole touches at all is hole: its colour holds some of the old arm
+        small_gap = cv2.resize(gap.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+        filled = cv2.inpaint(small, small_gap.astype(np.uint8), max(1.0, radius * scale), cv2.INPAINT_TELEA)
+        filled = cv2.resize(filled, (pixels.shape[1], pixels.shape[0]), interpolation=cv2.INTER_LINEAR)
+    else:
+        filled = cv2.inpaint(pixels, gap.astype(np.uint8), max(1.0, radius), cv2.INPAINT_TELEA)
+    crop[:, gap] = filled.transpose(2, 0, 1)[:, gap].astype(np.float32) / 255
 
 
 def _skin_like(image: np.ndarray) -> np.ndarray:
@@ -261,7 +284,13 @@ def _median(image: np.ndarray, where: np.ndarray) -> np.ndarray | None:
 
 
 def paint_sleeves(
-    images: torch.Tensor, keypoints: torch.Tensor, sleeve_length: Sequence[str], *, outline: float = OUTLINE_SHADE
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    sleeve_length: Sequence[str],
+    *,
+    outline: float = OUTLINE_SHADE,
+    require_painted: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Paint the asked sleeve length onto each image's arms.
 
@@ -271,31 +300,41 @@ def paint_sleeves(
         sleeve_length: one sleeve-length value per image (any spelling the taxonomy accepts).
         outline: the painted parts' edges are darkened to this share of their colour (0-1; 1: no
             outline), as an illustration's outline.
+        require_painted: an image whose arms lie outside it (or cover no pixel) is an error instead
+            of a warning (a node's user should not get the image back unpainted without knowing).
+        progress: ``progress(done, total)`` after each image (a host's progress bar and Cancel).
 
     Returns:
         (B, 3, H, W) in [0, 1]: the images with the arms repainted; unchanged beyond a band of
         ``CLEAR_MARGIN`` u around them.
 
     Raises:
-        ValueError: a value is not a sleeve length, the counts differ, ``outline`` is outside 0-1, a
-            body cannot be measured, or an image's pose has neither shoulder. A missing shoulder leaves
-            its arm as it is, and arms outside the image leave it unpainted (both logged as warnings).
+        ValueError: an image is not RGB floats in [0, 1], a value is not a sleeve length, the counts
+            differ, ``outline`` is outside 0-1, a body cannot be measured, or an image's pose has
+            neither shoulder. A missing shoulder leaves its arm as it is, and arms outside the image
+            leave it unpainted (both logged as warnings; the second an error with ``require_painted``).
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        got = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
-        raise ValueError(f"images: expected a (B, 3, H, W) RGB tensor in [0, 1], got {got}")
-    b, _, h, w = images.shape
-    if h < 1 or w < 1:
-        raise ValueError(f"images: {w} x {h} pixels; give images of at least one pixel")
-    keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
+    b, h, w = _check_images(images)
+    try:
+        keypoints = torch.as_tensor(keypoints, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            f"keypoints: expected a ({b}, 18, 3) tensor of OpenPose-18 points in pixels, "
+            f"got {type(keypoints).__name__}"
+        ) from None
     if tuple(keypoints.shape) != (b, 18, 3):
         raise ValueError(f"keypoints: expected ({b}, 18, 3) OpenPose-18 points, got {tuple(keypoints.shape)}")
+    if isinstance(sleeve_length, (str, bytes)) or not isinstance(sleeve_length, Sequence):
+        raise ValueError(
+            f"sleeve_length={sleeve_length!r}: give a list with one sleeve length per image, e.g. ['Long Sleeve']"
+        )
     if len(sleeve_length) != b:
         raise ValueError(f"sleeve_length: {len(sleeve_length)} values for {b} images; give one per image")
-    if isinstance(outline, bool) or not isinstance(outline, (int, float)) or not 0 <= outline <= 1:
+    if isinstance(outline, bool) or not isinstance(outline, numbers.Real) or not 0 <= outline <= 1:
         raise ValueError(
             f"outline={outline!r}: give a shade from 0 (black lines) to 1 (no outline); the default is {OUTLINE_SHADE}"
         )
+    outline = float(outline)
     ends = [sleeve_end_level(v) for v in sleeve_length]
     out = images.detach().float().cpu().numpy().copy()
     for i in range(b):
@@ -309,8 +348,9 @@ def paint_sleeves(
         u, arms = body.unit, _arms(body, i)
         far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
         if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
-            log.warning("image %d: the pose lies far outside this %d x %d image (body size %.3g px); nothing "
-                        "painted: check that the keypoints are in this image's pixels", i, w, h, u)  # fmt: skip
+            where = f"the pose lies far outside this {w} x {h} image (body size {u:.3g} px)"
+            _unpainted(require_painted, i, where)
+            _report(progress, i + 1, b)
             continue
         image = out[i]
         hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
@@ -320,12 +360,13 @@ def paint_sleeves(
         band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
         cloth = _bodice_colour(image, body, band, skin)
         if skin is None or cloth is None or not (band > 0.5).any():
-            log.warning(
-                "image %d: the arms, hands and chest lie outside the image (or cover no pixel); nothing painted", i
-            )
+            where = f"the arms, hands and chest lie outside this {w} x {h} image (or cover no pixel)"
+            _unpainted(require_painted, i, where)
+            _report(progress, i + 1, b)
             continue
         end = ends[i]
-        _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u)  # from the background or bodice around
+        # from the background or bodice around
+        _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u, scale=min(1.0, FILL_UNIT / u))
         # the bare arm and the hands (the band cleared them too), then the sleeves over them
         bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
             _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
@@ -337,4 +378,39 @@ def paint_sleeves(
         if outline < 1:
             _outline(image, parts, outline)
         log.debug("image %d: %d arm(s) painted, sleeve to level %s, skin %s, cloth %s", i, len(arms), end, skin, cloth)
+        _report(progress, i + 1, b)
     return torch.from_numpy(out).to(images.device, images.dtype).clamp(0, 1)
+
+
+def _check_images(images: object) -> tuple[int, int, int]:
+    """(B, H, W) of ``images`` after checking it is a (B, 3, H, W) float tensor of finite values in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise ValueError(f"images: expected a (B, 3, H, W) RGB tensor in [0, 1], got {got}")
+    b, _, h, w = images.shape
+    if h < 1 or w < 1:
+        raise ValueError(f"images: {w} x {h} pixels; give images of at least one pixel")
+    if not images.is_floating_point():
+        raise ValueError(f"images: {images.dtype} values; give floats in [0, 1] (8-bit data divided by 255)")
+    if images.numel():
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images: holds NaN or infinite values; give finite floats in [0, 1]")
+        lo, hi = float(images.min()), float(images.max())
+        if lo < -IMAGE_SLACK or hi > 1 + IMAGE_SLACK:
+            raise ValueError(
+                f"images: values from {lo:.3g} to {hi:.3g}; give floats in [0, 1] (8-bit data divided by 255, "
+                "[-1, 1] data mapped by (x + 1) / 2)"
+            )
+    return b, h, w
+
+
+def _unpainted(required: bool, index: int, where: str) -> None:
+    message = f"image {index}: {where}; nothing painted: check that the keypoints are in this image's pixels"
+    if required:
+        raise ValueError(f"keypoints: {message}")
+    log.warning("%s", message)
+
+
+def _report(progress: Callable[[int, int], None] | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _BODY25_TO_18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 # Above this aspect-ratio mismatch between canvas and image, the keypoints probably belong to another image.
 _ASPECT_TOLERANCE = 0.10
+MAX_CANVAS = 1 << 16  # pixels a side; a canvas beyond any image's size scales every point to 0
 
 
 def _frames(pose: Any, name: str) -> list[dict]:
@@ -56,8 +57,10 @@ def _person(values: Any, where: str) -> torch.Tensor | None:
         return None
     try:
         flat = torch.tensor([float(v) for v in values], dtype=torch.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: pose_keypoints_2d must be a list of numbers, got {str(values)[:80]!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past float range (10**400)
+        raise ValueError(
+            f"{where}: pose_keypoints_2d must be a list of finite numbers, got {str(values)[:80]!r}"
+        ) from None
     if flat.numel() == 0:
         return None
     if flat.numel() % 3 or flat.numel() // 3 not in (18, 25):
@@ -125,12 +128,18 @@ def _canvas(frame: dict, where: str) -> tuple[int, int] | None:
     w, h = frame.get("canvas_width"), frame.get("canvas_height")
     if w is None or h is None:
         return None
+    given = f"got {str(w)[:40]}, {str(h)[:40]}"
     try:
-        w, h = int(w), int(h)
+        # whole numbers only (512 or 512.0): int() would floor 1.9 to 1 and read True as 1
+        whole = not any(isinstance(v, bool) for v in (w, h)) and all(float(v) == int(float(v)) for v in (w, h))
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{where}: canvas_width/canvas_height must be integers, got {w!r}, {h!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{where}: canvas size {w}x{h} must be positive")
+        whole = False
+    if not whole:
+        raise ValueError(f"{where}: canvas_width/canvas_height must be whole numbers of pixels, {given}")
+    size = f"{str(w)[:40]} x {str(h)[:40]}"
+    w, h = int(float(w)), int(float(h))
+    if not (0 < w <= MAX_CANVAS and 0 < h <= MAX_CANVAS):
+        raise ValueError(f"{where}: canvas size {size}: give from 1 to {MAX_CANVAS} pixels a side")
     return h, w
 
 
