@@ -90,6 +90,8 @@ VARIANTS = {
     "cover, pasted, source negative, painted, start 501": Variant(layout=True, start_t=501),
     "cover, pasted, source negative, painted, start 421": Variant(layout=True, start_t=421),
     "cover, pasted, source negative, painted, start 341": Variant(layout=True, start_t=341),
+    "cover, pasted, source negative, painted, start 261": Variant(layout=True, start_t=261),
+    "cover, pasted, source negative, painted, start 181": Variant(layout=True, start_t=181),
 }
 
 

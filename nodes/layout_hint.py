@@ -1,7 +1,7 @@
 """SleeveHint: the asked sleeve length painted onto the arms, as a starting image for a sleeve edit.
 
 Feed its image through VAEEncode into GradientGuidedEdit's ``init`` and start the edit lower
-(``custom timestep``, about t = 500): the edit then redraws a sleeve whose end is already placed
+(``custom timestep``, about t = 340): the edit then redraws a sleeve whose end is already placed
 from the pose, instead of asking the model to place it from the word alone (docs/editing.md).
 """
 

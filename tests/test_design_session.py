@@ -296,8 +296,8 @@ def test_demo_runs_on_the_built_in_mini_designer(tmp_path, mini_test_designer, c
     assert api[encoder["inputs"]["pixels"][0]]["class_type"] == "HieraFash_SleeveHint"
     assert [("init" in e["inputs"]) for e in edits] == [True, False, False, False]
     # run.json says where each edit started: the hinted sleeve lower than the paper's A2 (t = 831)
-    assert [s["edit"]["start_timestep"] for s in record["stages"][2:]] == [501, 911, 671, 591]
-    assert edits[0]["inputs"]["start_timestep"] == 501
+    assert [s["edit"]["start_timestep"] for s in record["stages"][2:]] == [341, 911, 671, 591]
+    assert edits[0]["inputs"]["start_timestep"] == 341
     for name in ("draft.png", "edit4_hem.png"):
         assert Image.open(out / name).size == (128, 192), name
     for stage in record["stages"][2:]:
