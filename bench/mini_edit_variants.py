@@ -123,7 +123,10 @@ def main() -> int:
         help="which edits to run (default both)",
     )
     parser.add_argument(
-        "--data-seed", type=int, default=0, help="data set of the designs (0: the evaluation's; 1: one not tuned on)"
+        "--data-seed",
+        type=int,
+        default=0,
+        help="data set of the designs (0: the evaluation's, on which the painter was tuned; 1, 2: ones not tuned on)",
     )
     add_model_options(parser)
     args = parser.parse_args()

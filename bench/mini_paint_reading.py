@@ -1,7 +1,8 @@
 """How well the sleeve painter's pictures read: SleeveHint's painting judged alone and through the autoencoder.
 
-A hinted sleeve edit starts from the painting encoded by the autoencoder and redraws it from t = 501,
-so what the painting still says after one encode and decode bounds what the edit can keep of it.
+A hinted sleeve edit starts from the painting encoded by the autoencoder and redraws it from t = 341
+(``SLEEVE_HINT_START_T``), so what the painting still says after one encode and decode bounds what
+the edit can keep of it.
 For ``--cases`` held-out designs of the data set ``--data-seed`` (seed 0 holds the evaluation's own
 cases; seed 1 is a data set nothing was tuned on), the staged draft of each is painted with another
 sleeve length (cycling through the values its design does not have) and the evaluation's judge
