@@ -96,6 +96,11 @@ class SleeveHint(io.ComfyNode):
             problem = str(error).removeprefix("keypoints: ")
             raise ValueError(f"pose_keypoint (person {person_index}): {problem}") from None
         if c == 4:
+            # TODO(evidence: a break-test painted a cut-out figure on a transparent background (RGB 0 under
+            # it) from long sleeves to sleeveless: the cleared band is filled from the black under the
+            # transparent pixels and the alpha is handed back unchanged, so over white a dark outline of
+            # the old sleeve shows around the new bare arm. VAEEncode drops alpha, so the edit itself is
+            # unaffected; filling the alpha along with the colour would fix the picture.)
             painted = torch.cat([painted, images[:, 3:]], dim=1)  # the alpha channel kept as it came
         log.info("SleeveHint: %d image(s), sleeves painted as %s", b, sleeve_length)
         return io.NodeOutput(image_to_comfy(painted))

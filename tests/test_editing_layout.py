@@ -125,10 +125,10 @@ def test_bad_inputs_name_the_parameter():
         paint_sleeves(image, None, ["Short Sleeve"])
     # images must be floats in [0, 1]: 0-255, 8-bit, [-1, 1] and NaN would come back wrecked, not refused
     for bad, message in [
-        (image * 255, r"images: values from 16 to 244; give floats in \[0, 1\] \(8-bit data divided by 255"),
+        (image * 255, r"images: image 0 has values from 16 to 244; give floats in \[0, 1\] \(8-bit data divided"),
         ((image * 255).to(torch.uint8), r"images: torch.uint8 values; give floats in \[0, 1\]"),
-        (image * 2 - 1, r"images: values from -0.875 to 0.914; .*\(x \+ 1\) / 2"),
-        (image.masked_fill(image > 0.9, float("nan")), r"images: holds NaN or infinite values"),
+        (image * 2 - 1, r"images: image 0 has values from -0.875 to 0.914; .*\(x \+ 1\) / 2"),
+        (image.masked_fill(image > 0.9, float("nan")), r"images: image 0 holds NaN or infinite values"),
     ]:
         with pytest.raises(ValueError, match=message):
             paint_sleeves(bad, points, ["Short Sleeve"])
@@ -237,7 +237,7 @@ def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy
         {"pose": {"class_type": "HieraFash_PoseKeypointFromJSON",
                   "inputs": {"json_text": json.dumps(openpose_json(aside, SIZE))}}}, outputs=["pose"]
     )["pose"][0]  # fmt: skip
-    with pytest.raises(ValueError, match=r"pose_keypoint \(person 0\): image 0: the arms, hands and chest lie out"):
+    with pytest.raises(ValueError, match=r"pose_keypoint \(person 0\): image 0: the arms lie outside this 128 x 192"):
         node.execute(image=image, pose_keypoint=aside_pose, sleeve_length="Short Sleeve", person_index=0)
 
 
@@ -349,8 +349,35 @@ def test_keypoints_far_outside_the_image_paint_nothing_and_say_so(caplog):
         paint_sleeves(image, torch.from_numpy(far).float()[None], ["Short Sleeve"], require_painted=True)
     aside = kp.copy()
     aside[:, 0] += 3 * SIZE[0]  # beside the image, not far out: the arms cover no pixel
-    with pytest.raises(ValueError, match="keypoints: image 0: the arms, hands and chest lie outside"):
+    with pytest.raises(ValueError, match="keypoints: image 0: the arms lie outside this 128 x 192 image"):
         paint_sleeves(image, torch.from_numpy(aside).float()[None], ["Short Sleeve"], require_painted=True)
+
+
+def test_an_image_with_no_skin_to_read_says_so_rather_than_blaming_the_pose(caplog):
+    """A tight crop shows no hand, face or shin: the bare arm's colour cannot be read, and the message says
+    that (the keypoints are right)."""
+    source, kp = drawing("Long Sleeve")
+    top, bottom = 28, 88  # below the nose (y 19), above the hands (94) and shins: shoulders to forearms
+    crop = as_batch(source.image)[:, :, top:bottom].contiguous()
+    points = torch.from_numpy(kp).float()[None]
+    points[..., 1] -= top
+    with pytest.raises(ValueError, match=r"keypoints: image 0: no skin colour to read \(the hands, face and shins"):
+        paint_sleeves(crop, points, ["Short Sleeve"], require_painted=True)
+    with caplog.at_level("WARNING", logger="hierafash_core.editing.layout"):
+        assert torch.equal(paint_sleeves(crop, points, ["Short Sleeve"]), crop)
+    assert "give an image that shows a hand, the face or a shin" in caplog.text
+
+
+def test_a_bad_image_late_in_a_batch_is_named_after_the_images_before_it_are_reported():
+    """Values are checked image by image, so a host's Cancel is reached after the first image of a large batch."""
+    source, kp = drawing("Long Sleeve")
+    image = as_batch(source.image).repeat(3, 1, 1, 1)
+    image[2, 0, 0, 0] = float("nan")
+    seen = []
+    with pytest.raises(ValueError, match="images: image 2 holds NaN"):
+        paint_sleeves(image, torch.from_numpy(kp).float()[None].repeat(3, 1, 1), ["Short Sleeve"] * 3,
+                      progress=lambda done, total: seen.append(done))  # fmt: skip
+    assert seen == [1, 2]
 
 
 def test_progress_is_reported_after_every_image_painted_or_not():

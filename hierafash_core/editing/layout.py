@@ -339,6 +339,7 @@ def paint_sleeves(
     ends = [sleeve_end_level(v) for v in sleeve_length]
     out = images.detach().float().cpu().numpy().copy()
     for i in range(b):
+        _check_values(out[i], i)
         try:
             body = Body.from_keypoints(keypoints[i], (h, w), image_index=i)
         except MissingKeypointsError:
@@ -350,7 +351,7 @@ def paint_sleeves(
         far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
         if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
             where = f"the pose lies far outside this {w} x {h} image (body size {u:.3g} px)"
-            _unpainted(require_painted, i, where)
+            _unpainted(require_painted, i, where, "check that the keypoints are in this image's pixels")
             _report(progress, i + 1, b)
             continue
         image = out[i]
@@ -360,9 +361,23 @@ def paint_sleeves(
         # the band cleared before painting: wider than any sleeve, so no edge of the old one is left
         band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
         cloth = _bodice_colour(image, body, band, skin)
-        if skin is None or cloth is None or not (band > 0.5).any():
-            where = f"the arms, hands and chest lie outside this {w} x {h} image (or cover no pixel)"
-            _unpainted(require_painted, i, where)
+        if not (band > 0.5).any():
+            _unpainted(require_painted, i, f"the arms lie outside this {w} x {h} image (or cover no pixel)",
+                       "check that the keypoints are in this image's pixels")  # fmt: skip
+            _report(progress, i + 1, b)
+            continue
+        if skin is None or cloth is None:
+            # a tight crop: the colours are read from the image itself, and guessing one would paint a
+            # sleeve or an arm of a colour the design does not have
+            missing = (
+                "no skin colour to read (the hands, face and shins are outside the image or not of a skin hue)"
+                if skin is None
+                else "no bodice colour to read (the torso between collar and waist is outside the image, or all "
+                "arms and skin)"
+            )
+            _unpainted(require_painted, i, missing,
+                       "give an image that shows a hand, the face or a shin and the torso (a full-body or "
+                       "three-quarter view), or edit this sleeve without SleeveHint")  # fmt: skip
             _report(progress, i + 1, b)
             continue
         end = ends[i]
@@ -384,7 +399,7 @@ def paint_sleeves(
 
 
 def _check_images(images: object) -> tuple[int, int, int]:
-    """(B, H, W) of ``images`` after checking it is a (B, 3, H, W) float tensor of finite values in [0, 1]."""
+    """(B, H, W) of ``images`` after checking it is a (B, 3, H, W) float tensor (values: :func:`_check_values`)."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         got = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
         raise ValueError(f"images: expected a (B, 3, H, W) RGB tensor in [0, 1], got {got}")
@@ -393,20 +408,24 @@ def _check_images(images: object) -> tuple[int, int, int]:
         raise ValueError(f"images: {w} x {h} pixels; give images of at least one pixel")
     if not images.is_floating_point():
         raise ValueError(f"images: {images.dtype} values; give floats in [0, 1] (8-bit data divided by 255)")
-    if images.numel():
-        if not bool(torch.isfinite(images).all()):
-            raise ValueError("images: holds NaN or infinite values; give finite floats in [0, 1]")
-        lo, hi = float(images.min()), float(images.max())
-        if lo < -IMAGE_SLACK or hi > 1 + IMAGE_SLACK:
-            raise ValueError(
-                f"images: values from {lo:.3g} to {hi:.3g}; give floats in [0, 1] (8-bit data divided by 255, "
-                "[-1, 1] data mapped by (x + 1) / 2)"
-            )
     return b, h, w
 
 
-def _unpainted(required: bool, index: int, where: str) -> None:
-    message = f"image {index}: {where}; nothing painted: check that the keypoints are in this image's pixels"
+def _check_values(image: np.ndarray, index: int) -> None:
+    """Refuse image ``index`` (3, H, W) unless its values are finite and in [0, 1]. Checked image by image,
+    as it is painted, so that a large batch reaches the host's Cancel check after its first image."""
+    if not np.isfinite(image).all():
+        raise ValueError(f"images: image {index} holds NaN or infinite values; give finite floats in [0, 1]")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -IMAGE_SLACK or hi > 1 + IMAGE_SLACK:
+        raise ValueError(
+            f"images: image {index} has values from {lo:.3g} to {hi:.3g}; give floats in [0, 1] (8-bit data divided "
+            "by 255, [-1, 1] data mapped by (x + 1) / 2)"
+        )
+
+
+def _unpainted(required: bool, index: int, why: str, fix: str) -> None:
+    message = f"image {index}: {why}; nothing painted: {fix}"
     if required:
         raise ValueError(f"keypoints: {message}")
     log.warning("%s", message)

@@ -71,7 +71,7 @@ def _person(values: Any, where: str) -> torch.Tensor | None:
     if points.shape[0] == 25:
         points = points[list(_BODY25_TO_18)]
     if not torch.isfinite(points).all():
-        raise ValueError(f"{where}: pose_keypoints_2d holds NaN or infinite values")
+        raise ValueError(f"{where}: pose_keypoints_2d holds NaN, infinite or out-of-range (beyond 3.4e38) values")
     return points
 
 
