@@ -13,7 +13,9 @@ start, cfg 4 unless named, built up step by step:
 - ``start t``: the edit starts at timestep t instead of the attribute's own (t = 991 - 80 j);
 - ``painted``: sleeve edits only: the region starts from the draft with the asked sleeve painted on
   from the pose (``editing.layout.paint_sleeves`` as ``run_edit``'s init); ``painted sleeve alone``
-  judges that painting itself, no model.
+  judges that painting itself, no model;
+- ``ramp r``: the latent mask scaled from r at the region's top row to 1 at its bottom, so the
+  garment at the waist is held to the draft for longer than where the hem moves (colour).
 
 Figures: the share of edits the evaluation's judge reads as the asked value, the share it reads as
 the draft's old value, the share whose palette family and pattern it reads as on the draft (a
@@ -57,6 +59,7 @@ class Variant:
     start_t: int | None = None  # start timestep instead of the attribute's own (t = 991 - 80 j)
     layout: bool = False  # start from the draft with the asked sleeve painted on (sleeve length only)
     hint_only: bool = False  # judge the painted draft itself, no model (how good the hint is)
+    ramp: float | None = None  # latent mask from this value at the region's top row to 1 at its bottom
 
 
 SEED_STRIDE = 7919  # seeds of one edit's repeats: idx[0] + SEED_STRIDE * k
@@ -92,7 +95,25 @@ VARIANTS = {
     "cover, pasted, source negative, painted, start 341": Variant(layout=True, start_t=341),
     "cover, pasted, source negative, painted, start 261": Variant(layout=True, start_t=261),
     "cover, pasted, source negative, painted, start 181": Variant(layout=True, start_t=181),
+    # colour: the region's top (the garment at the waist) released later than its bottom (where the hem moves)
+    "cover, pasted, source negative, ramp 0.5": Variant(ramp=0.5),
+    "cover, pasted, source negative, ramp 0.3": Variant(ramp=0.3),
+    "cover, pasted, ramp 0.5": Variant(source_negative=False, ramp=0.5),
 }
+
+
+def ramped(mask: torch.Tensor, top: float) -> torch.Tensor:
+    """``mask`` (B, 1, h, w) scaled by a vertical ramp from ``top`` at each mask's first row to 1 at its last:
+    run_edit releases a cell with value m for the last fraction m of the steps, so the top is held longer."""
+    rows = torch.arange(mask.shape[2], dtype=mask.dtype)
+    out = mask.clone()
+    for i in range(mask.shape[0]):
+        used = (mask[i, 0] > 0).any(dim=1).nonzero().flatten()
+        if used.numel() < 2:
+            continue
+        r0, r1 = float(used[0]), float(used[-1])
+        out[i, 0] *= (top + (1 - top) * ((rows - r0) / (r1 - r0)).clamp(0, 1))[:, None]
+    return out
 
 
 def late_resampling(start: float):
@@ -188,6 +209,8 @@ def main() -> int:
             start = None if v.start_t is None else resolve_start(full, designer.sigma_table, timestep=v.start_t)
             run_sigmas = sigmas if start is None else full[start.step :]
             lmask = latent_mask(mask, tuple(src.shape), cover=v.cover)
+            if v.ramp is not None:
+                lmask = ramped(lmask, v.ramp)
             asked, old, colour, psnrs, misses, seconds = [], [], [], [], Counter(), 0.0
             for k in range(args.seeds):
                 seed = idx[0] + SEED_STRIDE * k  # k = 0 is the seed of the single-seed runs before --seeds

@@ -74,8 +74,12 @@ class EditConfig:
     # only by the blend, agree with each other before the next step (1 = off; see docs/editing.md).
     # TODO(evidence: bench/mini_edit_variants.py, colour kept 44% -> 25% of length edits and 75% -> 53%
     # of sleeve edits with the source negative and 5 passes): the freer redraw lets the region's colour
-    # drift from the garment's (resampling only from a quarter in did not keep it: 28% / 56%); next:
-    # guide the region's low-frequency colour towards the source garment's around it.
+    # drift from the garment's (resampling only from a quarter in did not keep it: 28% / 56%). Holding
+    # the region's top (the garment at the waist) longer than its bottom, a latent mask ramped from 0.5
+    # to 1 down the region, kept the colour of 75% of 240 length edits but drew the asked length in
+    # only 56% (91% without; 0.3: 37%): the kept waist fixes the silhouette the length is part of.
+    # Next: guide the region's low-frequency colour towards the source garment's around it, or paint
+    # the lengthened garment first as SleeveHint does the sleeve.
     resample: int = 1
     resample_share: float = 0.5
 
