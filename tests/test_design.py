@@ -469,6 +469,12 @@ def test_errors_about_a_design_files_settings_name_the_file(tmp_path, capsys):
     line = _design_file_fails(design, "photo: p.png\nconcepts: {category: Dress}\n", capsys, r"Spacesuit",
                               "--concepts", "Spacesuit")  # fmt: skip
     assert "design file" not in line
+    # a bad attribute in the file is the file's, even with a good one typed beside it; a typed bad one is not
+    _design_file_fails(design, "photo: p.png\nattributes: {collar: Turtle}\n", capsys,
+                       named + r"attribute .*'Turtle' is not in", "--attribute", "hem=Flat")  # fmt: skip
+    line = _design_file_fails(design, "photo: p.png\nattributes: {hem: Flat}\n", capsys, r"'Turtle' is not in",
+                              "--attribute", "collar=Turtle")  # fmt: skip
+    assert "design file" not in line
     assert not (tmp_path / "out").exists()
 
 

@@ -355,7 +355,12 @@ def _run_design(args: argparse.Namespace, settings: dict[str, Any], base: Path |
     file_attributes = settings.get("attributes") or {}
     if not isinstance(file_attributes, dict):
         raise CLIError(f"design file {args.design}: 'attributes' must be a mapping, e.g. {{collar: V-Neck}}")
-    attributes = _attributes([f"{k}={v}" for k, v in file_attributes.items()] + list(args.attribute), allow, category)
+    try:
+        attributes = _attributes([f"{k}={v}" for k, v in file_attributes.items()], allow, category)
+    except CLIError as exc:
+        # name the file even when --attribute is typed too (which takes 'attributes' off the file's settings)
+        raise CLIError(f"design file {args.design}: {exc}") from None
+    attributes.update(_attributes(list(args.attribute), allow, category))  # typed ones win
     file_edits = settings.get("edits") or []
     if not isinstance(file_edits, list):
         raise CLIError(f"design file {args.design}: 'edits' must be a list, e.g. "
