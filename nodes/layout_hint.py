@@ -90,11 +90,12 @@ class SleeveHint(io.ComfyNode):
             painted = paint_sleeves(
                 rgb, keypoints, [sleeve_length] * b, outline=outline, require_painted=True, progress=host_progress(b)
             )
-        except ValueError as error:
-            if not str(error).startswith("keypoints: "):
+        except ValueError as error:  # the core's names for the inputs, as this node names them
+            core, _, problem = str(error).partition(": ")
+            named = {"keypoints": f"pose_keypoint (person {person_index})", "images": "image"}.get(core)
+            if named is None:
                 raise
-            problem = str(error).removeprefix("keypoints: ")
-            raise ValueError(f"pose_keypoint (person {person_index}): {problem}") from None
+            raise ValueError(f"{named}: {problem}") from None
         if c == 4:
             # TODO(evidence: a break-test painted a cut-out figure on a transparent background (RGB 0 under
             # it) from long sleeves to sleeveless: the cleared band is filled from the black under the

@@ -239,6 +239,15 @@ def test_sleeve_hint_node_paints_what_the_core_paints_and_names_bad_people(comfy
     )["pose"][0]  # fmt: skip
     with pytest.raises(ValueError, match=r"pose_keypoint \(person 0\): image 0: the arms lie outside this 128 x 192"):
         node.execute(image=image, pose_keypoint=aside_pose, sleeve_length="Short Sleeve", person_index=0)
+    # a crop with no skin in it to read: the image is blamed, by the node's name for it
+    crop, cropped = image[:, 28:88].contiguous(), kp.copy()
+    cropped[:, 1] -= 28
+    crop_pose = comfy.run(
+        {"pose": {"class_type": "HieraFash_PoseKeypointFromJSON",
+                  "inputs": {"json_text": json.dumps(openpose_json(cropped, (SIZE[0], 60)))}}}, outputs=["pose"]
+    )["pose"][0]  # fmt: skip
+    with pytest.raises(ValueError, match=r"^image: image 0: no skin colour to read"):
+        node.execute(image=crop, pose_keypoint=crop_pose, sleeve_length="Short Sleeve", person_index=0)
 
 
 @pytest.mark.parametrize("pose", ["photo_camera", "hand_to_hair"])  # elbows bent by more than 90 degrees
@@ -361,7 +370,7 @@ def test_an_image_with_no_skin_to_read_says_so_rather_than_blaming_the_pose(capl
     crop = as_batch(source.image)[:, :, top:bottom].contiguous()
     points = torch.from_numpy(kp).float()[None]
     points[..., 1] -= top
-    with pytest.raises(ValueError, match=r"keypoints: image 0: no skin colour to read \(the hands, face and shins"):
+    with pytest.raises(ValueError, match=r"images: image 0: no skin colour to read \(the hands, face and shins"):
         paint_sleeves(crop, points, ["Short Sleeve"], require_painted=True)
     with caplog.at_level("WARNING", logger="hierafash_core.editing.layout"):
         assert torch.equal(paint_sleeves(crop, points, ["Short Sleeve"]), crop)

@@ -301,8 +301,9 @@ def paint_sleeves(
         sleeve_length: one sleeve-length value per image (any spelling the taxonomy accepts).
         outline: the painted parts' edges are darkened to this share of their colour (0-1; 1: no
             outline), as an illustration's outline.
-        require_painted: an image whose arms lie outside it (or cover no pixel) is an error instead
-            of a warning (a node's user should not get the image back unpainted without knowing).
+        require_painted: an image that cannot be painted (its arms outside it, or no skin or bodice
+            colour to read) is an error instead of a warning (a node's user should not get the image
+            back unpainted without knowing).
         progress: ``progress(done, total)`` after each image (a host's progress bar and Cancel).
 
     Returns:
@@ -340,62 +341,74 @@ def paint_sleeves(
     out = images.detach().float().cpu().numpy().copy()
     for i in range(b):
         _check_values(out[i], i)
-        try:
-            body = Body.from_keypoints(keypoints[i], (h, w), image_index=i)
-        except MissingKeypointsError:
-            raise ValueError(
-                f"keypoints: image {i} has no measurable body (it needs both shoulders, or the neck and a hip, "
-                "at confidence 0.3 or more); use a pose that shows the upper body"
-            ) from None
-        u, arms = body.unit, _arms(body, i)
-        far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
-        if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
-            where = f"the pose lies far outside this {w} x {h} image (body size {u:.3g} px)"
-            _unpainted(require_painted, i, where, "check that the keypoints are in this image's pixels")
-            _report(progress, i + 1, b)
-            continue
-        image = out[i]
-        hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
-                       HAND_RADIUS * u) for _, e, wr in arms]  # fmt: skip
-        skin = _skin_colour(image, body, hands, i)
-        # the band cleared before painting: wider than any sleeve, so no edge of the old one is left
-        band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
-        cloth = _bodice_colour(image, body, band, skin)
-        if not (band > 0.5).any():
-            _unpainted(require_painted, i, f"the arms lie outside this {w} x {h} image (or cover no pixel)",
-                       "check that the keypoints are in this image's pixels")  # fmt: skip
-            _report(progress, i + 1, b)
-            continue
-        if skin is None or cloth is None:
-            # a tight crop: the colours are read from the image itself, and guessing one would paint a
-            # sleeve or an arm of a colour the design does not have
-            missing = (
-                "no skin colour to read (the hands, face and shins are outside the image or not of a skin hue)"
-                if skin is None
-                else "no bodice colour to read (the torso between collar and waist is outside the image, or all "
-                "arms and skin)"
-            )
-            _unpainted(require_painted, i, missing,
-                       "give an image that shows a hand, the face or a shin and the torso (a full-body or "
-                       "three-quarter view), or edit this sleeve without SleeveHint")  # fmt: skip
-            _report(progress, i + 1, b)
-            continue
-        end = ends[i]
-        # from the background or bodice around
-        _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u, scale=min(1.0, FILL_UNIT / u))
-        # the bare arm and the hands (the band cleared them too), then the sleeves over them
-        bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
-            _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
-        ]
-        parts = [_coverage(bare, (h, w)), _sleeve_alpha(arms, u, end, (h, w))]
-        for alpha, colour in zip(parts, (skin, cloth), strict=True):
-            image *= 1 - alpha[None]
-            image += alpha[None] * colour[:, None, None]
-        if outline < 1:
-            _outline(image, parts, outline)
-        log.debug("image %d: %d arm(s) painted, sleeve to level %s, skin %s, cloth %s", i, len(arms), end, skin, cloth)
-        _report(progress, i + 1, b)
+        unpainted = _paint_one(out[i], keypoints[i], ends[i], outline, i)
+        if unpainted is not None:
+            blamed, why, fix = unpainted
+            if require_painted:
+                raise ValueError(f"{blamed}: image {i}: {why}; nothing painted: {fix}")
+            log.warning("image %d: %s; nothing painted: %s", i, why, fix)
+        if progress is not None:
+            progress(i + 1, b)
     return torch.from_numpy(out).to(images.device, images.dtype).clamp(0, 1)
+
+
+def _paint_one(
+    image: np.ndarray, keypoints: torch.Tensor, end: float | None, outline: float, i: int
+) -> tuple[str, str, str] | None:
+    """Paint image ``i`` (3, H, W) in place: its arms' sleeves to arm level ``end`` (None: sleeveless) from
+    its keypoints (18, 3). None when painted; else (the input to blame, why it was not, the fix)."""
+    h, w = image.shape[1:]
+    try:
+        body = Body.from_keypoints(keypoints, (h, w), image_index=i)
+    except MissingKeypointsError:
+        raise ValueError(
+            f"keypoints: image {i} has no measurable body (it needs both shoulders, or the neck and a hip, "
+            "at confidence 0.3 or more); use a pose that shows the upper body"
+        ) from None
+    u, arms = body.unit, _arms(body, i)
+    check_pose = "check that the keypoints are in this image's pixels"
+    far = FAR_OUTSIDE * max(h, w)  # keypoints scaled for another image land far out: nothing to paint
+    if not u < far or not any(np.all(np.abs(np.stack(a) - (w / 2, h / 2)) < far) for a in arms):
+        return "keypoints", f"the pose lies far outside this {w} x {h} image (body size {u:.3g} px)", check_pose
+    hands = [_disc(wr + (wr - e) / max(float(np.linalg.norm(wr - e)), 1e-6) * HAND_OFFSET * u,
+                   HAND_RADIUS * u) for _, e, wr in arms]  # fmt: skip
+    skin = _skin_colour(image, body, hands, i)
+    # the band cleared before painting: wider than any sleeve, so no edge of the old one is left
+    band = _coverage([c for a in arms for c in _arm_capsules(a, u, 0.0, 2.0, CLEAR_MARGIN)], (h, w))
+    cloth = _bodice_colour(image, body, band, skin)
+    if not (band > 0.5).any():
+        return "keypoints", f"the arms lie outside this {w} x {h} image (or cover no pixel)", check_pose
+    if skin is None or cloth is None:
+        # a tight crop: the colours are read from the image itself, and guessing one would paint a
+        # sleeve or an arm of a colour the design does not have
+        missing = (
+            "no skin colour to read (the hands, face and shins are outside the image or not of a skin hue)"
+            if skin is None
+            else "no bodice colour to read (the torso between collar and waist is outside the image, or all "
+            "arms and skin)"
+        )
+        return (
+            "images",
+            missing,
+            (
+                "give an image that shows a hand, the face or a shin and the torso (a full-body or three-quarter "
+                "view), or edit this sleeve without SleeveHint"
+            ),
+        )
+    # from the background or bodice around
+    _fill_from_surroundings(image, band > 0.5, CLEAR_RADIUS * u, scale=min(1.0, FILL_UNIT / u))
+    # the bare arm and the hands (the band cleared them too), then the sleeves over them
+    bare = [c for a in arms for c in _arm_capsules(a, u, 0.0 if end is None else end, 2.0, SKIN_MARGIN)] + [
+        _disc(hand.a, HAND_PAINT_RADIUS * u) for hand in hands
+    ]
+    parts = [_coverage(bare, (h, w)), _sleeve_alpha(arms, u, end, (h, w))]
+    for alpha, colour in zip(parts, (skin, cloth), strict=True):
+        image *= 1 - alpha[None]
+        image += alpha[None] * colour[:, None, None]
+    if outline < 1:
+        _outline(image, parts, outline)
+    log.debug("image %d: %d arm(s) painted, sleeve to level %s, skin %s, cloth %s", i, len(arms), end, skin, cloth)
+    return None
 
 
 def _check_images(images: object) -> tuple[int, int, int]:
@@ -422,15 +435,3 @@ def _check_values(image: np.ndarray, index: int) -> None:
             f"images: image {index} has values from {lo:.3g} to {hi:.3g}; give floats in [0, 1] (8-bit data divided "
             "by 255, [-1, 1] data mapped by (x + 1) / 2)"
         )
-
-
-def _unpainted(required: bool, index: int, why: str, fix: str) -> None:
-    message = f"image {index}: {why}; nothing painted: {fix}"
-    if required:
-        raise ValueError(f"keypoints: {message}")
-    log.warning("%s", message)
-
-
-def _report(progress: Callable[[int, int], None] | None, done: int, total: int) -> None:
-    if progress is not None:
-        progress(done, total)
